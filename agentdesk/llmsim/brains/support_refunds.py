@@ -1,0 +1,214 @@
+"""Brain for the ``support-refunds`` agent: look the order up, refund it if asked, report.
+
+The brain is a pure function of the conversation, re-evaluated from scratch on every
+call, so a conversation replayed to it always gets the same next step:
+
+1. no order number (task, else the latest operator message naming one) -> ask for it;
+2. order not looked up yet (or the operator answered after a failed lookup) -> lookup_order;
+3. lookup failed -> ask the operator how to proceed, never inventing order data;
+4. a refund was already attempted -> report its outcome (issue_refund is never called twice);
+5. refund intent (refund / money back / return) and no operator veto -> issue_refund;
+6. otherwise -> summarise the order status.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from ..models import SimModel
+from .ambiguity import calibrate
+from .conversation import Conversation, ToolExchange
+from .replies import Decision, Reply, ToolCall
+from .text import contains_phrase, first_sentence, format_money, order_numbers
+
+LOOKUP_TOOL = "lookup_order"
+REFUND_TOOL = "issue_refund"
+
+REFUND_INTENT_PHRASES: tuple[str, ...] = (
+    "refund",
+    "refunds",
+    "refunded",
+    "money back",
+    "return",
+    "returns",
+    "returned",
+    "returning",
+)
+DO_NOT_REFUND_PHRASES: tuple[str, ...] = (
+    "don't refund",
+    "dont refund",
+    "do not refund",
+    "not refund",
+    "no refund",
+    "don't issue",
+    "do not issue",
+    "don't proceed",
+    "do not proceed",
+    "hold off",
+    "reject",
+    "rejected",
+    "deny",
+    "denied",
+    "decline",
+    "declined",
+)
+ALREADY_REFUNDED_STATUSES = frozenset({"refunded"})
+_REASON_RE = re.compile(r"\b(?:because|since|due to)\s+(?P<why>[^.!?]+)", re.IGNORECASE)
+
+
+def reply(conversation: Conversation, model: SimModel) -> Reply:
+    """The next step of the refund workflow for this conversation."""
+
+    def sure(confidence: float) -> float:
+        return calibrate(confidence, conversation.task, model)
+
+    order_id = find_order_id(conversation)
+    if order_id is None:
+        return Decision.ask("Which order number is this about?", sure(0.3))
+
+    lookup = _latest_call(conversation, LOOKUP_TOOL, order_id)
+    if lookup is None or lookup.result is None or _retry_failed_lookup(conversation, lookup):
+        return ToolCall(LOOKUP_TOOL, {"order_id": order_id, "confidence": sure(0.95)})
+    if not lookup.result.ok:
+        return Decision.ask(
+            f"I could not look up order {order_id} ({lookup.result.error}). How should I proceed?",
+            sure(0.2),
+        )
+    order: dict[str, Any] = lookup.result.result if isinstance(lookup.result.result, dict) else {}
+
+    refunds = conversation.calls_to(REFUND_TOOL)
+    if refunds:
+        return _refund_outcome(conversation, refunds[-1], order_id, order, sure)
+
+    intent_source = refund_intent_source(conversation)
+    if intent_source is None:
+        return Decision.final(summarise(order_id, order), sure(0.9))
+
+    veto = conversation.latest_operator
+    if veto is not None and contains_phrase(veto.text, DO_NOT_REFUND_PHRASES):
+        return Decision.final(
+            f'Refund not issued for order {order_id}: the operator said "{veto.text}".',
+            sure(0.9),
+        )
+    if str(order.get("status", "")).lower() in ALREADY_REFUNDED_STATUSES:
+        return Decision.final(
+            f"Order {order_id} was already refunded, so I did not issue another refund.",
+            sure(0.9),
+        )
+    total = order.get("total")
+    if not isinstance(total, int | float) or isinstance(total, bool):
+        return Decision.ask(
+            f"Order {order_id} has no total I can refund. What amount should I refund?",
+            sure(0.2),
+        )
+    return ToolCall(
+        REFUND_TOOL,
+        {
+            "order_id": order_id,
+            "amount": float(total),
+            "reason": refund_reason(intent_source),
+            "confidence": sure(0.9),
+        },
+    )
+
+
+def find_order_id(conversation: Conversation) -> str | None:
+    """First order number of the task, else of the latest operator message that has one."""
+    found = order_numbers(conversation.task)
+    if found:
+        return found[0]
+    for message in reversed(conversation.operator_messages):
+        found = order_numbers(message.text)
+        if found:
+            return found[0]
+    return None
+
+
+def refund_intent_source(conversation: Conversation) -> str | None:
+    """The message asking for a refund: the task, else the first operator message that does."""
+    candidates = [conversation.task, *(m.text for m in conversation.operator_messages)]
+    for text in candidates:
+        if contains_phrase(text, REFUND_INTENT_PHRASES):
+            return text
+    return None
+
+
+def refund_reason(message: str) -> str:
+    """A short reason for the refund: what follows "because", else the first sentence."""
+    match = _REASON_RE.search(message)
+    if match:
+        why = match.group("why").strip()
+        return first_sentence(why[:1].upper() + why[1:])
+    return first_sentence(f"Customer request: {message}")
+
+
+def summarise(order_id: str, order: dict[str, Any]) -> str:
+    """One line on the order, built only from the lookup result."""
+    status = order.get("status") or "in an unknown state"
+    parts = [f"Order {order_id} is {status}"]
+    details = []
+    items = order.get("items")
+    if isinstance(items, list):
+        details.append(f"{len(items)} item{'s' if len(items) != 1 else ''}")
+    total = order.get("total")
+    if isinstance(total, int | float) and not isinstance(total, bool):
+        details.append(f"total {format_money(float(total), order.get('currency'))}")
+    if details:
+        parts.append(": " + ", ".join(details))
+    return "".join(parts) + "."
+
+
+def _latest_call(conversation: Conversation, tool: str, order_id: str) -> ToolExchange | None:
+    calls = [c for c in conversation.calls_to(tool) if str(c.arguments.get("order_id")) == order_id]
+    return calls[-1] if calls else None
+
+
+def _retry_failed_lookup(conversation: Conversation, lookup: ToolExchange) -> bool:
+    """After a failed lookup, an operator reply means "try again" (e.g. the system is back)."""
+    result = lookup.result
+    return result is not None and not result.ok and conversation.operator_spoke_after(result.index)
+
+
+def _refund_outcome(
+    conversation: Conversation,
+    refund: ToolExchange,
+    order_id: str,
+    order: dict[str, Any],
+    sure: Callable[[float], float],
+) -> Decision:
+    result = refund.result
+    if result is None:
+        return Decision.ask(
+            f"The refund for order {order_id} has no result yet. How should I proceed?",
+            sure(0.2),
+        )
+    if result.ok:
+        details = result.result if isinstance(result.result, dict) else {}
+        amount = details.get("amount", refund.arguments.get("amount", order.get("total", 0)))
+        money = format_money(float(amount), details.get("currency") or order.get("currency"))
+        refund_id = details.get("refund_id") or details.get("id") or "unknown"
+        return Decision.final(
+            f"Refund of {money} issued for order {order_id} (refund id {refund_id}).", sure(0.92)
+        )
+    error = result.error or "unknown error"
+    if "reject" in error.lower():
+        reason = _rejection_reason(conversation, error, refund.index)
+        return Decision.final(
+            f"The refund for order {order_id} was not issued: "
+            f'the operator rejected it ("{reason}").',
+            sure(0.9),
+        )
+    return Decision.ask(
+        f"The refund for order {order_id} failed ({error}). How should I proceed?", sure(0.2)
+    )
+
+
+def _rejection_reason(conversation: Conversation, error: str, after: int) -> str:
+    """The operator's words: the text after ':' in the error, else their latest message."""
+    _, _, tail = error.partition(":")
+    if tail.strip():
+        return tail.strip()
+    later = [m.text for m in conversation.operator_messages if m.index > after]
+    return later[-1] if later else error

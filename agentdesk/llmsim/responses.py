@@ -1,0 +1,33 @@
+"""HTTP responses the simulator sends, and OpenAI's error envelope."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class JsonResponse:
+    """A status, a JSON body and extra headers, ready for the ASGI layer to send."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encoded(self) -> bytes:
+        return json.dumps(self.body, ensure_ascii=False).encode()
+
+
+def openai_error(
+    status: int,
+    message: str,
+    *,
+    type_: str = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JsonResponse:
+    """``{"error": {...}}`` exactly as OpenAI sends it, so the client raises the right class."""
+    body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return JsonResponse(status, body, headers or {})

@@ -1,0 +1,58 @@
+"""Named states and reason codes: every way a run can pause or end has a name."""
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING_HUMAN = "waiting_human"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.ABORTED})
+
+
+class Reason(StrEnum):
+    """Why a run paused or ended (empty for a plain success)."""
+
+    NONE = ""
+    STEP_LIMIT = "step_limit"
+    TIME_LIMIT = "time_limit"
+    TOKEN_LIMIT = "token_limit"
+    COST_LIMIT = "cost_limit"
+    TEAM_BUDGET = "team_budget"
+    LOOP_DETECTED = "loop_detected"
+    TOOL_FAILED = "tool_failed"
+    TOOL_OUTCOME_UNKNOWN = "tool_outcome_unknown"
+    MODEL_FAILED = "model_failed"
+    INVALID_OUTPUT = "invalid_output"
+    HUMAN_TIMEOUT = "human_timeout"
+    ABORTED_BY_OPERATOR = "aborted_by_operator"
+    LOW_CONFIDENCE = "low_confidence"
+    APPROVAL_REQUIRED = "approval_required"
+    REJECTED = "rejected"
+
+
+class StepKind(StrEnum):
+    RETRIEVAL = "retrieval"
+    MODEL = "model"
+    TOOL = "tool"
+    ESCALATION = "escalation"
+    HUMAN = "human"
+    FINAL = "final"
+
+
+class Decision(StrEnum):
+    """What an operator decided on an escalation."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    REPLY = "reply"
+    ABORT = "abort"

@@ -1,0 +1,37 @@
+"""The interfaces the runtime needs from the outside world (implemented in runs/adapters.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .state import EscalationRequest, RunState, StepRecord
+
+
+class LeaseLost(Exception):
+    """Another worker (or an operator's abort) owns the run now: stop without writing."""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """A tool execution already known to the ledger under an idempotency key."""
+
+    status: str  # "started" | "succeeded" | "failed"
+    result: dict[str, Any] | None
+    error: str
+
+
+class RunStore(Protocol):
+    def commit(
+        self,
+        state: RunState,
+        step: StepRecord | None = None,
+        escalation: EscalationRequest | None = None,
+    ) -> None:
+        """Atomically save the step, the run's state and usage, and an escalation if any."""
+
+    def ledger_begin(self, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry | None:
+        """Claim ``key`` for a tool execution; return the earlier entry if it exists."""
+
+    def ledger_finish(self, key: str, result: dict[str, Any] | None, error: str) -> None:
+        """Record the outcome of the execution claimed under ``key``."""

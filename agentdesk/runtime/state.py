@@ -1,0 +1,122 @@
+"""The run's checkpointed state and the records a step produces.
+
+``RunState`` is everything needed to resume a run on any worker: it is saved after every
+step (with that step's record, in one transaction) and nothing else is kept in memory
+between steps. Pydantic gives a validated JSON round trip for the checkpoint column.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .outcomes import Reason, RunStatus, StepKind
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens."""
+
+    input: Decimal
+    cached_input: Decimal
+    output: Decimal
+
+    def cost(self, tokens_in: int, tokens_cached: int, tokens_out: int) -> Decimal:
+        uncached = max(tokens_in - tokens_cached, 0)
+        total = uncached * self.input + tokens_cached * self.cached_input + tokens_out * self.output
+        return (total / Decimal(1_000_000)).quantize(Decimal("0.00000001"))
+
+
+class PolicySnapshot(BaseModel):
+    """The rules a run started with; later admin edits never change a running run."""
+
+    max_steps: int = 20
+    max_seconds: float = 300.0
+    max_tokens: int = 50_000
+    max_cost_usd: Decimal = Decimal("1.00")
+    confidence_threshold: float = 0.7
+    approval_amount_usd: Decimal | None = Decimal("100")
+    approval_tools: list[str] = Field(default_factory=list)
+    small_model: str = "sim-small"
+    large_model: str = "sim-large"
+    max_output_tokens: int = 512
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+
+
+class ToolCallProposal(BaseModel):
+    """A tool call the model asked for, kept while a human decides on it."""
+
+    call_id: str
+    tool: str
+    args: dict[str, Any]
+    confidence: float | None = None
+
+
+class Usage(BaseModel):
+    tokens_in: int = 0
+    tokens_out: int = 0
+    tokens_cached: int = 0
+    cost_usd: Decimal = Decimal("0")
+
+    def add(self, other: Usage) -> None:
+        self.tokens_in += other.tokens_in
+        self.tokens_out += other.tokens_out
+        self.tokens_cached += other.tokens_cached
+        self.cost_usd += other.cost_usd
+
+    @property
+    def total_tokens(self) -> int:
+        return self.tokens_in + self.tokens_out
+
+
+class HumanInput(BaseModel):
+    """An operator's decision waiting to be applied when the run resumes."""
+
+    decision: str
+    message: str = ""
+    operator: str = ""
+
+
+class RunState(BaseModel):
+    run_id: str
+    agent: str
+    input: dict[str, Any]
+    status: RunStatus = RunStatus.QUEUED
+    reason: Reason = Reason.NONE
+    phase: str = "retrieve"
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    context: list[dict[str, Any]] = Field(default_factory=list)
+    step_count: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    active_seconds: float = 0.0
+    pending_call: ToolCallProposal | None = None
+    human_input: HumanInput | None = None
+    answer: str | None = None
+
+
+class StepRecord(BaseModel):
+    """One row of the run's trace."""
+
+    index: int
+    kind: StepKind
+    name: str = ""
+    model: str = ""
+    usage: Usage = Field(default_factory=Usage)
+    latency_ms: int = 0
+    args: dict[str, Any] = Field(default_factory=dict)
+    result: Any = None
+    error: str = ""
+    attempts: int = 1
+    confidence: float | None = None
+
+
+class EscalationRequest(BaseModel):
+    """What an operator needs to decide, from one screen."""
+
+    reason: Reason
+    question: str
+    proposed_tool: str = ""
+    proposed_args: dict[str, Any] = Field(default_factory=dict)
+    confidence: float | None = None
+    context: list[dict[str, Any]] = Field(default_factory=list)

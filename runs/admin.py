@@ -1,0 +1,97 @@
+"""Admin: policies and agents are editable; run history is read-only."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import Agent, Escalation, Membership, ModelPrice, Policy, Run, Step, Team, ToolCall
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name")
+    inlines = [MembershipInline]
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    list_display = ("name", "max_steps", "max_tokens", "max_cost_usd", "confidence_threshold",
+                    "approval_amount_usd", "small_model", "large_model", "updated_at")
+    fieldsets = [
+        (None, {"fields": ["name"]}),
+        ("Limits", {"fields": ["max_steps", "max_seconds", "max_tokens", "max_cost_usd",
+                               "max_output_tokens"]}),
+        ("Humans in the loop", {"fields": ["confidence_threshold", "approval_amount_usd",
+                                           "approval_tools"]}),
+        ("Models", {"fields": ["small_model", "large_model"]}),
+    ]
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "team", "policy", "enabled")
+    list_filter = ("team", "enabled")
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = ("model", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History is evidence: it can be browsed, never edited or deleted from admin."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class StepInline(admin.TabularInline):
+    model = Step
+    extra = 0
+    fields = ("index", "kind", "name", "tier", "model", "tokens_in", "tokens_out", "cost_usd",
+              "latency_ms", "confidence", "error")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "team", "agent", "status", "reason", "step_count", "cost_usd",
+                    "created_at")
+    list_filter = ("status", "reason", "team", "agent")
+    search_fields = ("id",)
+    inlines = [StepInline]
+
+
+@admin.register(Step)
+class StepAdmin(ReadOnlyAdmin):
+    list_display = ("run", "index", "kind", "name", "model", "tokens_in", "tokens_out",
+                    "cost_usd", "latency_ms")
+    list_filter = ("kind",)
+
+
+@admin.register(Escalation)
+class EscalationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "team", "run", "reason", "status", "decision", "decided_by",
+                    "created_at", "decided_at")
+    list_filter = ("status", "reason", "team")
+
+
+@admin.register(ToolCall)
+class ToolCallAdmin(ReadOnlyAdmin):
+    list_display = ("idempotency_key", "tool", "status", "started_at", "finished_at")
+    list_filter = ("tool", "status")

@@ -1,0 +1,200 @@
+"""Writes: submitting runs and deciding escalations. Each service is one transaction and
+fires follow-up work only after commit, so a worker never sees a half-written run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from pydantic import ValidationError as PydanticValidationError
+
+from agentdesk.agents import get_agent
+from agentdesk.runtime.outcomes import Decision, Reason, RunStatus, StepKind
+from agentdesk.runtime.state import HumanInput, ModelPrice as PriceRow, PolicySnapshot, RunState
+
+from . import fragments
+from .events import publish_on_commit
+from .models import Agent, Escalation, ModelPrice, Policy, Run, Step, Team
+
+
+class ServiceError(Exception):
+    """A request we refuse, with a message fit to show the user."""
+
+    code = "invalid"
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+
+
+class InputInvalid(ServiceError):
+    code = "invalid_input"
+
+
+class InputTooLarge(ServiceError):
+    code = "too_large"
+
+
+class AlreadyDecided(ServiceError):
+    code = "already_decided"
+
+
+class RunNotWaiting(ServiceError):
+    code = "run_not_waiting"
+
+
+def policy_snapshot(policy: Policy) -> PolicySnapshot:
+    prices = {
+        p.model: PriceRow(input=p.input_per_mtok, cached_input=p.cached_input_per_mtok,
+                          output=p.output_per_mtok)
+        for p in ModelPrice.objects.filter(model__in=[policy.small_model, policy.large_model])
+    }
+    return PolicySnapshot(
+        max_steps=policy.max_steps, max_seconds=float(policy.max_seconds),
+        max_tokens=policy.max_tokens, max_cost_usd=policy.max_cost_usd,
+        confidence_threshold=policy.confidence_threshold,
+        approval_amount_usd=policy.approval_amount_usd,
+        approval_tools=list(policy.approval_tools or []),
+        small_model=policy.small_model, large_model=policy.large_model,
+        max_output_tokens=policy.max_output_tokens, prices=prices,
+    )
+
+
+def validate_input(agent: Agent, task_input: Any) -> dict[str, Any]:
+    size = len(json.dumps(task_input, default=str).encode())
+    if size > settings.MAX_INPUT_BYTES:
+        raise InputTooLarge(f"Input is {size} bytes; the limit is {settings.MAX_INPUT_BYTES}.")
+    spec = get_agent(agent.slug)
+    if spec is None:
+        raise NotFound(f"Agent {agent.slug!r} has no implementation installed.")
+    if not isinstance(task_input, dict):
+        raise InputInvalid("Input must be a JSON object.")
+    try:
+        return spec.input_model.model_validate(task_input).model_dump()
+    except PydanticValidationError as exc:
+        fields: dict[str, list[str]] = {}
+        for err in exc.errors(include_url=False):
+            name = ".".join(str(p) for p in err["loc"]) or "input"
+            fields.setdefault(name, []).append(err["msg"])
+        raise InputInvalid("The input does not match the agent's schema.", fields) from None
+
+
+def submit_run(*, team: Team, agent_slug: str, task_input: Any, user_id: int | None) -> Run:
+    """Create a run and enqueue it. Raises NotFound/InputInvalid/InputTooLarge."""
+    agent = (
+        Agent.objects.select_related("policy")
+        .filter(team=team, slug=agent_slug, enabled=True)
+        .first()
+    )
+    if agent is None:
+        raise NotFound(f"Unknown agent {agent_slug!r} for team {team.slug!r}.")
+    clean = validate_input(agent, task_input)
+    snapshot = policy_snapshot(agent.policy)
+    with transaction.atomic():
+        run = Run.objects.create(
+            team=team, agent=agent, created_by_id=user_id, input=clean,
+            policy_snapshot=snapshot.model_dump(mode="json"), state={},
+        )
+        state = RunState(run_id=str(run.pk), agent=agent.slug, input=clean)
+        run.state = state.model_dump(mode="json")
+        run.save(update_fields=["state"])
+        _enqueue_on_commit(run.pk)
+    return run
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    escalation: Escalation
+    run: Run
+
+
+def decide(
+    *, escalation_id: int, user, decision: str, message: str = ""
+) -> DecisionOutcome:
+    """Record an operator's decision once; the loser of a race learns who won.
+
+    The escalation is closed by a conditional UPDATE (``WHERE status = 'open'``), and the
+    run is moved from ``waiting_human`` the same way, so a double click, a second operator
+    or a decision on an aborted run can never resume a run twice.
+    """
+    try:
+        choice = Decision(decision)
+    except ValueError:
+        raise ServiceError(f"Unknown decision {decision!r}.") from None
+    message = (message or "").strip()
+    if choice in (Decision.REPLY,) and not message:
+        raise ServiceError("A reply needs a message for the agent.", {"message": ["Required."]})
+    if len(message) > 4000:
+        raise ServiceError("The message is too long (4000 characters at most).")
+    now = timezone.now()
+    with transaction.atomic():
+        won = Escalation.objects.filter(pk=escalation_id, status=Escalation.Status.OPEN).update(
+            status=Escalation.Status.DECIDED, decision=choice.value, decision_message=message,
+            decided_by=user, decided_at=now,
+        )
+        esc = Escalation.objects.select_related("run", "decided_by").get(pk=escalation_id)
+        if not won:
+            raise _already_decided(esc)
+        run = esc.run
+        if choice == Decision.ABORT:
+            _abort(run, user, now)
+        else:
+            _resume_with(run, HumanInput(decision=choice.value, message=message,
+                                         operator=user.get_username()))
+        publish_on_commit(
+            lambda: fragments.escalation_closed(esc) + fragments.run_progress(run, None)
+        )
+    return DecisionOutcome(escalation=esc, run=run)
+
+
+def _already_decided(esc: Escalation) -> ServiceError:
+    if esc.status == Escalation.Status.CANCELLED:
+        return RunNotWaiting("This escalation was closed because its run is no longer waiting.")
+    who = esc.decided_by.get_username() if esc.decided_by else "someone"
+    when = timezone.localtime(esc.decided_at).strftime("%H:%M:%S") if esc.decided_at else ""
+    return AlreadyDecided(f"Already decided by {who} ({esc.decision}) at {when}.")
+
+
+def _resume_with(run: Run, human: HumanInput) -> None:
+    state = RunState.model_validate(run.state)
+    state.human_input = human
+    state.status = RunStatus.QUEUED
+    moved = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING_HUMAN).update(
+        status=RunStatus.QUEUED, reason="", state=state.model_dump(mode="json"),
+        updated_at=timezone.now(),
+    )
+    if not moved:
+        raise RunNotWaiting(f"Run {run.pk} is {run.status}; it is not waiting for a decision.")
+    run.refresh_from_db()
+    _enqueue_on_commit(run.pk)
+
+
+def _abort(run: Run, user, now) -> None:
+    moved = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING_HUMAN).update(
+        status=RunStatus.ABORTED, reason=Reason.ABORTED_BY_OPERATOR, finished_at=now,
+        updated_at=now, lease_owner="",
+    )
+    if not moved:
+        raise RunNotWaiting(f"Run {run.pk} is {run.status}; it cannot be aborted now.")
+    run.refresh_from_db()
+    Step.objects.create(
+        run=run, index=run.step_count, kind=StepKind.HUMAN, name=Decision.ABORT.value,
+        args={"operator": user.get_username()},
+    )
+    Run.objects.filter(pk=run.pk).update(step_count=run.step_count + 1)
+    run.step_count += 1
+
+
+def _enqueue_on_commit(run_id: int) -> None:
+    from .tasks import advance_run
+
+    transaction.on_commit(lambda: advance_run.delay(run_id))

@@ -1,0 +1,13 @@
+"""Celery tasks: thin wrappers taking ids; the work lives in ``runs.execution``."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import execution
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def advance_run(run_id: int) -> None:
+    if execution.advance(run_id) == execution.MORE_WORK:
+        advance_run.delay(run_id)

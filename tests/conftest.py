@@ -1,0 +1,83 @@
+"""Shared fixtures: the LLM simulator over HTTP, a real Celery worker, and personas.
+
+The worker is Celery's own in-thread worker consuming the configured broker (memory on the
+embedded default, Redis when REDIS_URL is set); the tests only ever reach it through
+``advance_run.delay`` fired by the services, as production does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail with a clear message."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def llmsim() -> Iterator[str]:
+    from django.conf import settings
+
+    from agentdesk.llmsim.server import start_in_thread
+    from runs import execution
+
+    sim = start_in_thread(port=0, latency_scale=0, fault_timeout_s=5)
+    settings.LLM_BASE_URL = sim.base_url
+    settings.LLM_API_KEY = "sim"
+    execution.gateway.cache_clear()
+    yield sim.base_url
+    sim.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, llmsim) -> Iterator[Any]:
+    from celery.contrib.testing.worker import start_worker
+
+    from agentdesk.celery import app
+
+    with django_db_blocker.unblock():
+        app.control.purge() if not app.conf.broker_url.startswith("memory") else None
+    with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False,
+                      loglevel="WARNING", shutdown_timeout=30) as worker:
+        yield worker
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """Each test gets its own refunds journal (the outside witness of side effects)."""
+    monkeypatch.setenv("AGENTDESK_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def demo(transactional_db):
+    """The demo team with its operator and admin, plus another team's operator."""
+    from django.contrib.auth import get_user_model
+
+    from runs.demo import seed_demo
+    from runs.models import Membership, Team
+
+    seed_demo("test-password-1")
+    users = get_user_model()
+    other_team = Team.objects.create(slug="other", name="Other team")
+    outsider = users.objects.create_user("outsider", password="test-password-1")
+    Membership.objects.create(user=outsider, team=other_team, role="operator")
+    return {
+        "team": Team.objects.get(slug="demo"),
+        "operator": users.objects.get(username="operator"),
+        "admin": users.objects.get(username="admin"),
+        "other_team": other_team,
+        "outsider": outsider,
+    }

@@ -1,0 +1,275 @@
+"""In-memory doubles for the runtime's ports: a scripted model, a run store and a clock.
+
+They implement the same protocols as the production adapters, so the engine under test
+cannot tell them apart; they also record what the engine did, for the assertions.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agentdesk.runtime.llm import ModelReply, ToolCallRequest, estimate_tokens
+from agentdesk.runtime.ports import LedgerEntry
+from agentdesk.runtime.state import EscalationRequest, RunState, StepRecord
+
+_call_ids = itertools.count(1)
+
+
+# -- model ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    max_tokens: int
+
+
+Scripted = ModelReply | BaseException
+
+
+class ScriptedModel:
+    """``ModelClient`` that plays back queued replies (or raises queued exceptions).
+
+    A reply queued for a model name is used for calls to that model; otherwise the global
+    queue is used. A reply built with an empty ``model`` takes the requested model's name,
+    so prices apply. An unscripted call fails the test loudly. With ``prompt_usage`` a
+    reply's ``tokens_in`` is the runtime's own estimate of the prompt it was sent, as a
+    real endpoint would count it.
+    """
+
+    def __init__(
+        self,
+        *,
+        on_call: Callable[[ModelCall], None] | None = None,
+        prompt_usage: bool = False,
+    ) -> None:
+        self.calls: list[ModelCall] = []
+        self._global: deque[Scripted] = deque()
+        self._by_model: dict[str, deque[Scripted]] = {}
+        self.on_call = on_call
+        self.prompt_usage = prompt_usage
+
+    def script(self, *items: Scripted, model: str | None = None) -> ScriptedModel:
+        queue = self._global if model is None else self._by_model.setdefault(model, deque())
+        queue.extend(items)
+        return self
+
+    @property
+    def remaining(self) -> int:
+        return len(self._global) + sum(len(q) for q in self._by_model.values())
+
+    def complete(
+        self,
+        *,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        max_tokens: int,
+    ) -> ModelReply:
+        call = ModelCall(model, copy.deepcopy(messages), copy.deepcopy(tools), max_tokens)
+        self.calls.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
+        queue = self._by_model.get(model)
+        if not queue:
+            queue = self._global
+        if not queue:
+            raise AssertionError(f"unscripted model call #{len(self.calls)} to {model}")
+        item = queue.popleft()
+        if isinstance(item, BaseException):
+            raise item
+        if not item.model:
+            item = dataclasses.replace(item, model=model)
+        if self.prompt_usage:
+            item = dataclasses.replace(item, tokens_in=estimate_tokens(messages, tools))
+        return item
+
+    # -- what a test asserts on
+
+    def last_messages(self) -> list[dict[str, Any]]:
+        return self.calls[-1].messages
+
+
+def tool_call_reply(
+    name: str,
+    args: dict[str, Any] | None = None,
+    *,
+    confidence: float | None = 0.9,
+    call_id: str | None = None,
+    raw_arguments: str | None = None,
+    model: str = "",
+    tokens_in: int = 100,
+    tokens_out: int = 20,
+    tokens_cached: int = 0,
+) -> ModelReply:
+    """A reply asking for one tool call; ``confidence`` goes into the arguments as the
+    runtime's tool schemas require (None leaves it out)."""
+    arguments = dict(args or {})
+    if confidence is not None:
+        arguments["confidence"] = confidence
+    return ModelReply(
+        model=model,
+        content=None,
+        tool_calls=[
+            ToolCallRequest(
+                id=call_id or f"call_{next(_call_ids)}",
+                name=name,
+                arguments=raw_arguments if raw_arguments is not None else json.dumps(arguments),
+            )
+        ],
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        tokens_cached=tokens_cached,
+    )
+
+
+def decision_reply(
+    answer: str | None,
+    *,
+    question: str | None = None,
+    confidence: float = 0.9,
+    model: str = "",
+    tokens_in: int = 100,
+    tokens_out: int = 20,
+    tokens_cached: int = 0,
+) -> ModelReply:
+    """A structured final decision, as the decision schema asks for."""
+    content = json.dumps({"answer": answer, "question": question, "confidence": confidence})
+    return raw_reply(
+        content,
+        model=model,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        tokens_cached=tokens_cached,
+    )
+
+
+def raw_reply(
+    content: str | None,
+    *,
+    model: str = "",
+    tokens_in: int = 100,
+    tokens_out: int = 20,
+    tokens_cached: int = 0,
+) -> ModelReply:
+    return ModelReply(
+        model=model,
+        content=content,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        tokens_cached=tokens_cached,
+    )
+
+
+# -- store ---------------------------------------------------------------------------------
+
+
+class SimulatedCrash(BaseException):
+    """The worker died here. BaseException, so no ``except Exception`` can swallow it."""
+
+
+class InMemoryStore:
+    """``RunStore`` keeping everything in lists and dicts.
+
+    ``crash_after_commit=N`` dies right after the Nth commit (1-based) is saved;
+    ``crash_after_ledger_begin`` / ``crash_after_ledger_finish`` die right after the
+    ledger write for that tool name. Each crash fires once.
+    """
+
+    def __init__(
+        self,
+        *,
+        crash_after_commit: int | None = None,
+        crash_after_ledger_begin: str | None = None,
+        crash_after_ledger_finish: str | None = None,
+        after_commit: Callable[[InMemoryStore], None] | None = None,
+    ) -> None:
+        self.steps: list[StepRecord] = []
+        self.snapshots: list[dict[str, Any]] = []
+        self.escalations: list[EscalationRequest] = []
+        self.ledger: dict[str, dict[str, Any]] = {}
+        self.commits = 0
+        self.crash_after_commit = crash_after_commit
+        self.crash_after_ledger_begin = crash_after_ledger_begin
+        self.crash_after_ledger_finish = crash_after_ledger_finish
+        self.after_commit = after_commit
+
+    def commit(
+        self,
+        state: RunState,
+        step: StepRecord | None = None,
+        escalation: EscalationRequest | None = None,
+    ) -> None:
+        if step is not None:
+            self.steps.append(step.model_copy(deep=True))
+        if escalation is not None:
+            self.escalations.append(escalation.model_copy(deep=True))
+        self.snapshots.append(state.model_dump(mode="json"))
+        self.commits += 1
+        if self.after_commit is not None:
+            self.after_commit(self)
+        if self.crash_after_commit == self.commits:
+            self.crash_after_commit = None
+            raise SimulatedCrash(f"after commit {self.commits}")
+
+    def ledger_begin(self, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry | None:
+        if key in self.ledger:
+            row = self.ledger[key]
+            return LedgerEntry(status=row["status"], result=row["result"], error=row["error"])
+        self.ledger[key] = {
+            "tool": tool,
+            "args": copy.deepcopy(args),
+            "status": "started",
+            "result": None,
+            "error": "",
+        }
+        if self.crash_after_ledger_begin == tool:
+            self.crash_after_ledger_begin = None
+            raise SimulatedCrash(f"after ledger_begin of {tool}")
+        return None
+
+    def ledger_finish(self, key: str, result: dict[str, Any] | None, error: str) -> None:
+        row = self.ledger[key]
+        row.update(
+            status="failed" if error else "succeeded", result=copy.deepcopy(result), error=error
+        )
+        if self.crash_after_ledger_finish == row["tool"]:
+            self.crash_after_ledger_finish = None
+            raise SimulatedCrash(f"after ledger_finish of {row['tool']}")
+
+    # -- what a test asserts on
+
+    def last_checkpoint(self) -> RunState:
+        """The run as a fresh worker would load it: the last committed snapshot."""
+        return RunState.model_validate(self.snapshots[-1])
+
+    def kinds(self) -> list[str]:
+        return [str(s.kind) for s in self.steps]
+
+    def steps_of(self, kind: str) -> list[StepRecord]:
+        return [s for s in self.steps if s.kind == kind]
+
+
+# -- clock ---------------------------------------------------------------------------------
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
