@@ -14,7 +14,8 @@ from pydantic import ValidationError as PydanticValidationError
 
 from agentdesk.agents import get_agent
 from agentdesk.runtime.outcomes import Decision, Reason, RunStatus, StepKind
-from agentdesk.runtime.state import HumanInput, ModelPrice as PriceRow, PolicySnapshot, RunState
+from agentdesk.runtime.state import HumanInput, PolicySnapshot, RunState
+from agentdesk.runtime.state import ModelPrice as PriceRow
 
 from . import fragments
 from .events import publish_on_commit

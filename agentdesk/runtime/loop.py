@@ -206,7 +206,7 @@ class Engine:
         key = f"{state.run_id}:{state.step_count}"
         args = {k: v for k, v in call.args.items() if k != "confidence"}
         entry = self.store.ledger_begin(key, tool.name, args)
-        if False:
+        if entry is not None and entry.status == "succeeded":
             self._tool_result(state, call, entry.result, "", replayed=True)
             return
         if entry is not None and entry.status == "failed":

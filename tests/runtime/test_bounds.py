@@ -6,13 +6,12 @@ from decimal import Decimal
 
 import pytest
 
-from agentdesk.runtime import budget
 from agentdesk.runtime.llm import estimate_tokens
 from agentdesk.runtime.loop import Engine
 from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
 from agentdesk.runtime.state import HumanInput, Usage
 
-from .conftest import SMALL
+from .conftest import PRICES, SMALL
 from .fakes import ScriptedModel, decision_reply, tool_call_reply
 
 
@@ -86,7 +85,7 @@ def test_cost_limit_counts_the_worst_case_of_the_next_call(
 ):
     state = _after_retrieval(engine, state)
     prompt = estimate_tokens(state.messages, agent.tools.openai_schemas())
-    worst = budget.worst_case_cost(policy, SMALL, prompt)
+    worst = PRICES[SMALL].cost(prompt, 0, policy.max_output_tokens)  # uncached in, full out
     assert worst > 0
     policy.max_cost_usd = worst + slack
     model.script(decision_reply("Done.", tokens_in=10, tokens_out=5))

@@ -1,0 +1,43 @@
+# AgentDesk: `make run` serves the app on its embedded default, `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+PORT ?= 8000
+
+.PHONY: run test bench lint setup chromium migrate clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+
+# Browser tests drive Debian's chromium (Playwright cannot download a browser offline).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing chromium (Debian package)…"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+
+migrate: setup
+	$(PY) manage.py migrate --no-input -v0
+
+run: migrate
+	@$(PY) manage.py seed_demo
+	@echo "Open http://127.0.0.1:$(PORT)/ and log in as operator (or admin)."
+	$(PY) manage.py run_embedded --port $(PORT)
+
+test: setup chromium
+	$(PY) -m pytest
+
+bench: migrate
+	$(PY) -m bench
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) var
