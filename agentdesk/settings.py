@@ -88,6 +88,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- broker, channel layer ------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
@@ -98,6 +99,13 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNELS_PREFIX", default="asgi")},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env("CACHE_PREFIX", default="agentdesk"),
         }
     }
 else:
@@ -115,6 +123,13 @@ RUN_SLICE_SECONDS = env.float("AGENTDESK_RUN_SLICE_SECONDS", default=20.0)
 RUN_LEASE_SECONDS = env.float("AGENTDESK_RUN_LEASE_SECONDS", default=60.0)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    # A crashed worker's runs come back once their lease expires.
+    "reap-expired-leases": {"task": "runs.tasks.reap_runs", "schedule": 10.0},
+    # Escalations past their human-wait deadline get the policy's timeout action.
+    "expire-escalations": {"task": "runs.tasks.expire_escalations", "schedule": 15.0},
+}
 
 # --- LLM -----------------------------------------------------------------------------------
 OPENAI_API_KEY = env("OPENAI_API_KEY", default="")

@@ -45,6 +45,7 @@ class DjangoRunStore:
             "tokens_in": state.usage.tokens_in,
             "tokens_out": state.usage.tokens_out,
             "tokens_cached": state.usage.tokens_cached,
+            "tokens_reasoning": state.usage.tokens_reasoning,
             "cost_usd": state.usage.cost_usd,
             "active_seconds": state.active_seconds,
             "updated_at": now,
@@ -73,12 +74,17 @@ class DjangoRunStore:
                     proposed_tool=escalation.proposed_tool,
                     proposed_args=escalation.proposed_args,
                     confidence=escalation.confidence, context=escalation.context,
+                    deadline_at=self._deadline(now),
                 )
             run = self.run
             publish_on_commit(
                 lambda: fragments.run_progress(run, row)
                 + (fragments.escalation_opened(esc) if esc is not None else [])
             )
+
+    def _deadline(self, now):
+        seconds = (self.run.policy_snapshot or {}).get("human_timeout_seconds")
+        return now + timedelta(seconds=seconds) if seconds else None
 
     def ledger_begin(self, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry | None:
         try:
@@ -102,7 +108,8 @@ def _save_step(run: Run, step: StepRecord) -> Step:
         run=run, index=step.index, kind=step.kind.value, name=step.name[:100],
         tier=str(step.args.get("tier", "")) if step.kind == "model" else "",
         model=step.model, tokens_in=step.usage.tokens_in, tokens_out=step.usage.tokens_out,
-        tokens_cached=step.usage.tokens_cached, cost_usd=step.usage.cost_usd,
+        tokens_cached=step.usage.tokens_cached, tokens_reasoning=step.usage.tokens_reasoning,
+        cost_usd=step.usage.cost_usd,
         latency_ms=step.latency_ms, confidence=step.confidence, args=step.args,
         result=step.result, error=step.error, attempts=step.attempts,
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
@@ -57,6 +59,32 @@ def worker_thread(concurrency: int = 4) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def beat_thread() -> Iterator[None]:
+    """Celery beat's schedule, sent from a thread: embedded beat would fork a process,
+    which cannot reach the in-process broker."""
+    stop = threading.Event()
+    schedule = [(entry["task"], float(entry["schedule"]))
+                for entry in settings.CELERY_BEAT_SCHEDULE.values()]
+    due = {task: time.monotonic() + every for task, every in schedule}
+
+    def loop() -> None:
+        while not stop.wait(1.0):
+            now = time.monotonic()
+            for task, every in schedule:
+                if now >= due[task]:
+                    due[task] = now + every
+                    celery_app.send_task(task)
+
+    thread = threading.Thread(target=loop, name="embedded-beat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
 async def serve(host: str, port: int) -> None:
     events.bind_loop(asyncio.get_running_loop())
     config = uvicorn.Config(
@@ -74,5 +102,6 @@ def run(host: str, port: int, *, with_worker: bool = True) -> None:
         if sim_url:
             log.info("LLM simulator at %s", sim_url)
         worker = worker_thread() if with_worker else contextlib.nullcontext()
-        with worker:
+        beat = beat_thread() if with_worker else contextlib.nullcontext()
+        with worker, beat:
             asyncio.run(serve(host, port))

@@ -24,7 +24,9 @@ from agentdesk.runtime.ports import LeaseLost
 from agentdesk.runtime.state import PolicySnapshot, RunState
 
 from .adapters import DjangoRunStore
+from .budgets import DjangoTeamBudget
 from .models import Run
+from .response_cache import DjangoResponseCache
 
 log = logging.getLogger(__name__)
 DONE = "done"
@@ -78,6 +80,8 @@ def advance(run_id: int) -> str:
         policy=PolicySnapshot.model_validate(run.policy_snapshot),
         model=gateway(settings.LLM_BASE_URL, settings.LLM_API_KEY),
         store=store,
+        team_budget=DjangoTeamBudget(run.team_id),
+        cache=DjangoResponseCache(),
     )
     try:
         state = engine.advance(state, slice_seconds=settings.RUN_SLICE_SECONDS)

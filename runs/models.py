@@ -25,6 +25,11 @@ def _choices(enum: type) -> list[tuple[str, str]]:
 class Team(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
+    daily_budget_usd = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True,
+        validators=[MinValueValidator(ZERO)],
+        help_text="Model spend allowed per UTC day across all runs. Empty: unlimited.",
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -45,6 +50,25 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.team} ({self.role})"
+
+
+class TeamDailySpend(models.Model):
+    """Today's model spend of a team: reserved before each call, settled after it.
+
+    Reservations are conditional UPDATEs (``spent + reserved + x <= budget``), so any number
+    of workers running the team's runs at once can never overshoot the budget.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="daily_spend")
+    day = models.DateField()
+    spent_usd = models.DecimalField(max_digits=14, decimal_places=8, default=ZERO)
+    reserved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=ZERO)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "day"], name="one_spend_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.team} {self.day}: {self.spent_usd}"
 
 
 class ModelPrice(models.Model):
@@ -84,6 +108,36 @@ class Policy(models.Model):
     )
     small_model = models.CharField(max_length=100, default="sim-small")
     large_model = models.CharField(max_length=100, default="sim-large", blank=True)
+    downgrade_after = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1)],
+        help_text="Confident large-model steps in a row before the run steps back down.",
+    )
+    on_bound = models.CharField(
+        max_length=10, choices=[("fail", "fail"), ("escalate", "escalate to a human")],
+        default="fail", help_text="What hitting a limit does: fail the run, or let a human "
+                                  "extend the budget.",
+    )
+    loop_repeat_limit = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1)],
+        help_text="The same tool call with the same arguments more often than this is a loop.",
+    )
+    no_progress_limit = models.PositiveSmallIntegerField(
+        default=4, validators=[MinValueValidator(1)],
+        help_text="Tool results in a row that bring nothing new before the loop stops.",
+    )
+    cache_ttl_seconds = models.PositiveIntegerField(
+        default=300, help_text="Identical deterministic model requests are served from a "
+                               "cache this long. 0: off.",
+    )
+    human_timeout_seconds = models.PositiveIntegerField(
+        null=True, blank=True, default=3600,
+        help_text="How long an escalation may wait for a human. Empty: forever.",
+    )
+    human_timeout_action = models.CharField(
+        max_length=10, choices=[("fail", "fail the run"), ("fallback", "send the fallback answer")],
+        default="fail",
+    )
+    fallback_answer = models.TextField(blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -103,8 +157,70 @@ class Policy(models.Model):
             isinstance(t, str) for t in self.approval_tools
         ):
             errors["approval_tools"] = "A JSON list of tool names."
+        if self.human_timeout_action == "fallback" and not self.fallback_answer.strip():
+            errors["fallback_answer"] = "A fallback answer is needed for the fallback action."
         if errors:
             raise ValidationError(errors)
+
+
+class Rule(models.Model):
+    """A deterministic rule checked before any model: conditions on the input → an action."""
+
+    class Action(models.TextChoices):
+        ANSWER = "answer", "answer from a template"
+        TOOL = "tool", "make a fixed tool call"
+        ESCALATE = "escalate", "send to a human"
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="rules")
+    name = models.CharField(max_length=100)
+    priority = models.PositiveSmallIntegerField(default=100, help_text="Lower runs first.")
+    enabled = models.BooleanField(default=True)
+    conditions = models.JSONField(
+        default=list,
+        help_text='All must hold, e.g. [{"field": "message", "op": "contains", "value": '
+                  '"password"}]. Ops: equals, contains, regex, gt, lt, exists.',
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    answer = models.TextField(blank=True, default="",
+                              help_text="Template for the answer; {message} etc. from the input.")
+    tool = models.CharField(max_length=100, blank=True, default="")
+    tool_args = models.JSONField(default=dict, blank=True)
+    question = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["priority", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from agentdesk.runtime.state import RuleSpec
+
+        errors: dict[str, str] = {}
+        try:
+            RuleSpec.model_validate(self.as_spec_dict())
+        except Exception as exc:
+            errors["conditions"] = f"Invalid rule: {exc}"
+        ops = {"equals", "contains", "regex", "gt", "lt", "exists"}
+        if isinstance(self.conditions, list):
+            if not self.conditions:
+                errors["conditions"] = "At least one condition."
+            for cond in self.conditions:
+                if not isinstance(cond, dict) or cond.get("op", "equals") not in ops:
+                    errors["conditions"] = f"Each condition needs a field and an op in {ops}."
+        if self.action == self.Action.ANSWER and not self.answer.strip():
+            errors["answer"] = "An answer template is needed."
+        if self.action == self.Action.TOOL and not self.tool:
+            errors["tool"] = "Name the tool to call."
+        if errors:
+            raise ValidationError(errors)
+
+    def as_spec_dict(self) -> dict:
+        return {
+            "name": self.name, "conditions": self.conditions, "action": self.action,
+            "answer": self.answer, "tool": self.tool, "tool_args": self.tool_args,
+            "question": self.question,
+        }
 
 
 class Agent(models.Model):
@@ -140,6 +256,7 @@ class Run(models.Model):
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)
     tokens_cached = models.PositiveBigIntegerField(default=0)
+    tokens_reasoning = models.PositiveBigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=ZERO)
     active_seconds = models.FloatField(default=0)
     lease_owner = models.CharField(max_length=64, blank=True, default="")
@@ -189,6 +306,7 @@ class Step(models.Model):
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)
     tokens_cached = models.PositiveIntegerField(default=0)
+    tokens_reasoning = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=ZERO)
     latency_ms = models.PositiveIntegerField(default=0)
     confidence = models.FloatField(null=True, blank=True)
@@ -210,6 +328,7 @@ class Escalation(models.Model):
     class Status(models.TextChoices):
         OPEN = "open"
         DECIDED = "decided"
+        EXPIRED = "expired"
         CANCELLED = "cancelled"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="escalations")
@@ -227,10 +346,14 @@ class Escalation(models.Model):
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        indexes = [models.Index(fields=["team", "status", "-created_at"], name="esc_inbox")]
+        indexes = [
+            models.Index(fields=["team", "status", "-created_at"], name="esc_inbox"),
+            models.Index(fields=["status", "deadline_at"], name="esc_deadline"),
+        ]
 
     def __str__(self) -> str:
         return f"Escalation {self.pk} ({self.reason}, {self.status})"

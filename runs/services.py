@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from agentdesk.agents import get_agent
 from agentdesk.runtime.outcomes import Decision, Reason, RunStatus, StepKind
-from agentdesk.runtime.state import HumanInput, PolicySnapshot, RunState
+from agentdesk.runtime.state import HumanInput, PolicySnapshot, RuleSpec, RunState
 from agentdesk.runtime.state import ModelPrice as PriceRow
 
 from . import fragments
@@ -67,6 +68,14 @@ def policy_snapshot(policy: Policy) -> PolicySnapshot:
         approval_tools=list(policy.approval_tools or []),
         small_model=policy.small_model, large_model=policy.large_model,
         max_output_tokens=policy.max_output_tokens, prices=prices,
+        on_bound=policy.on_bound, loop_repeat_limit=policy.loop_repeat_limit,
+        no_progress_limit=policy.no_progress_limit, downgrade_after=policy.downgrade_after,
+        cache_ttl_seconds=policy.cache_ttl_seconds,
+        human_timeout_seconds=policy.human_timeout_seconds,
+        human_timeout_action=policy.human_timeout_action,
+        fallback_answer=policy.fallback_answer,
+        rules=[RuleSpec.model_validate(r.as_spec_dict())
+               for r in policy.rules.filter(enabled=True)],
     )
 
 
@@ -119,7 +128,14 @@ class DecisionOutcome:
 
 
 def decide(
-    *, escalation_id: int, user, decision: str, message: str = ""
+    *,
+    escalation_id: int,
+    user,
+    decision: str,
+    message: str = "",
+    args: dict[str, Any] | None = None,
+    budget: dict[str, Any] | None = None,
+    result: dict[str, Any] | None = None,
 ) -> DecisionOutcome:
     """Record an operator's decision once; the loser of a race learns who won.
 
@@ -134,8 +150,20 @@ def decide(
     message = (message or "").strip()
     if choice in (Decision.REPLY,) and not message:
         raise ServiceError("A reply needs a message for the agent.", {"message": ["Required."]})
+    if choice == Decision.TAKE_OVER and not message and not result:
+        raise ServiceError("Taking over needs the result to finish the run with.",
+                           {"message": ["Required."]})
     if len(message) > 4000:
         raise ServiceError("The message is too long (4000 characters at most).")
+    pending = Escalation.objects.select_related("run").filter(pk=escalation_id).first()
+    if pending is None:
+        raise NotFound("No such escalation.")
+    if args is not None:
+        if choice != Decision.APPROVE:
+            raise ServiceError("Edited arguments go with approve.")
+        args = validate_tool_args(pending, args)
+    new_limits = limits_after_extension(pending.run, budget) \
+        if choice == Decision.EXTEND_BUDGET else None
     now = timezone.now()
     with transaction.atomic():
         won = Escalation.objects.filter(pk=escalation_id, status=Escalation.Status.OPEN).update(
@@ -146,15 +174,71 @@ def decide(
         if not won:
             raise _already_decided(esc)
         run = esc.run
+        if new_limits is not None:
+            Run.objects.filter(pk=run.pk).update(
+                policy_snapshot={**run.policy_snapshot, **new_limits}
+            )
         if choice == Decision.ABORT:
             _abort(run, user, now)
         else:
             _resume_with(run, HumanInput(decision=choice.value, message=message,
-                                         operator=user.get_username()))
+                                         operator=user.get_username(), args=args,
+                                         result=result))
         publish_on_commit(
             lambda: fragments.escalation_closed(esc) + fragments.run_progress(run, None)
         )
     return DecisionOutcome(escalation=esc, run=run)
+
+
+LIMIT_FIELDS = {"max_steps": int, "max_seconds": float, "max_tokens": int,
+                "max_cost_usd": Decimal}
+
+
+def limits_after_extension(run: Run, budget: dict[str, Any] | None) -> dict[str, Any]:
+    """New limits for a run an operator extends: given ones, else double the one it hit."""
+    snap = run.policy_snapshot
+    if not budget:
+        hit = {"step_limit": "max_steps", "time_limit": "max_seconds",
+               "token_limit": "max_tokens", "cost_limit": "max_cost_usd",
+               "team_budget": "max_cost_usd", "loop_detected": "max_steps"}.get(run.reason)
+        budget = {hit: Decimal(str(snap[hit])) * 2} if hit else {}
+    fields: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
+    for name, value in budget.items():
+        if name not in LIMIT_FIELDS:
+            fields[name] = [f"Unknown limit; use one of {', '.join(LIMIT_FIELDS)}."]
+            continue
+        try:
+            number = LIMIT_FIELDS[name](str(value)) if name == "max_cost_usd" \
+                else LIMIT_FIELDS[name](float(value))
+        except (ValueError, ArithmeticError, TypeError):
+            fields[name] = ["Not a number."]
+            continue
+        if Decimal(str(number)) < Decimal(str(snap.get(name, 0))):
+            fields[name] = [f"Cannot go below the current limit {snap.get(name)}."]
+            continue
+        clean[name] = str(number) if isinstance(number, Decimal) else number
+    if fields:
+        raise ServiceError("The new limits are not valid.", fields)
+    return clean
+
+
+def validate_tool_args(esc: Escalation, args: Any) -> dict[str, Any]:
+    """Edited arguments must fit the proposed tool's schema before they are accepted."""
+    spec = get_agent(esc.run.agent.slug)
+    tool = spec.tools.get(esc.proposed_tool) if spec else None
+    if tool is None:
+        raise ServiceError("This escalation proposes no tool call to edit.")
+    if not isinstance(args, dict):
+        raise InputInvalid("Arguments must be a JSON object.", {"args": ["Not an object."]})
+    try:
+        return tool.validate(args).model_dump(mode="json")
+    except PydanticValidationError as exc:
+        fields: dict[str, list[str]] = {}
+        for err in exc.errors(include_url=False):
+            fields.setdefault(".".join(str(p) for p in err["loc"]) or "args", []).append(
+                err["msg"])
+        raise InputInvalid(f"The arguments do not fit {tool.name}.", fields) from None
 
 
 def _already_decided(esc: Escalation) -> ServiceError:

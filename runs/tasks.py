@@ -1,13 +1,24 @@
-"""Celery tasks: thin wrappers taking ids; the work lives in ``runs.execution``."""
+"""Celery tasks: thin wrappers taking ids; the work lives in ``runs.execution`` and
+``runs.maintenance``."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from . import execution
+from . import execution, maintenance
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def advance_run(run_id: int) -> None:
     if execution.advance(run_id) == execution.MORE_WORK:
         advance_run.delay(run_id)
+
+
+@shared_task(ignore_result=True)
+def reap_runs() -> int:
+    return maintenance.reap_runs()
+
+
+@shared_task(ignore_result=True)
+def expire_escalations() -> int:
+    return maintenance.expire_escalations()

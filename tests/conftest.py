@@ -65,8 +65,11 @@ def data_dir(tmp_path, monkeypatch):
 def demo(transactional_db):
     """The demo team with its operator and admin, plus another team's operator."""
     from django.contrib.auth import get_user_model
+    from django.core.cache import cache
 
     from runs.demo import seed_demo
+
+    cache.clear()  # the response cache must not carry replies from test to test
     from runs.models import Membership, Team
 
     seed_demo("test-password-1")

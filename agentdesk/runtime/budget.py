@@ -19,17 +19,27 @@ def worst_case_cost(policy: PolicySnapshot, model: str, prompt_tokens: int) -> D
     return price.cost(prompt_tokens, 0, policy.max_output_tokens)
 
 
-def check_before_model_call(
-    state: RunState, policy: PolicySnapshot, model: str, prompt_tokens: int
-) -> Reason | None:
-    """The first bound this call could break, or None when it is safe to make."""
+def check_steps_and_time(state: RunState, policy: PolicySnapshot) -> Reason | None:
     if state.step_count >= policy.max_steps:
         return Reason.STEP_LIMIT
     if state.active_seconds >= policy.max_seconds:
         return Reason.TIME_LIMIT
+    return None
+
+
+def check_spend(
+    state: RunState, policy: PolicySnapshot, model: str, prompt_tokens: int
+) -> Reason | None:
     worst_tokens = state.usage.total_tokens + prompt_tokens + policy.max_output_tokens
     if worst_tokens > policy.max_tokens:
         return Reason.TOKEN_LIMIT
     if state.usage.cost_usd + worst_case_cost(policy, model, prompt_tokens) > policy.max_cost_usd:
         return Reason.COST_LIMIT
     return None
+
+
+def check_before_model_call(
+    state: RunState, policy: PolicySnapshot, model: str, prompt_tokens: int
+) -> Reason | None:
+    """The first bound this call could break, or None when it is safe to make."""
+    return check_steps_and_time(state, policy) or check_spend(state, policy, model, prompt_tokens)

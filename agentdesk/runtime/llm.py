@@ -58,6 +58,7 @@ class ModelReply:
     tokens_in: int = 0
     tokens_cached: int = 0
     tokens_out: int = 0
+    tokens_reasoning: int = 0
     latency_ms: int = 0
 
 
@@ -134,9 +135,11 @@ class OpenAIGateway:
         latency_ms = int((time.perf_counter() - started) * 1000)
         message = resp.choices[0].message
         usage = resp.usage
-        cached = 0
+        cached = reasoning = 0
         if usage and usage.prompt_tokens_details:
             cached = usage.prompt_tokens_details.cached_tokens or 0
+        if usage and usage.completion_tokens_details:
+            reasoning = usage.completion_tokens_details.reasoning_tokens or 0
         return ModelReply(
             model=resp.model or model,
             content=message.content,
@@ -148,6 +151,7 @@ class OpenAIGateway:
             tokens_in=usage.prompt_tokens if usage else 0,
             tokens_cached=cached,
             tokens_out=usage.completion_tokens if usage else 0,
+            tokens_reasoning=reasoning,
             latency_ms=latency_ms,
         )
 

@@ -2,33 +2,34 @@
 
 ``Engine.advance`` moves one run forward from its checkpoint until it ends, waits for a
 human, or uses up its time slice. Every step is committed (step row + state) before the
-next one starts, so a crash loses at most the step in flight, and a tool call already in
-the ledger is never executed twice.
+next one starts, so a crash loses at most the step in flight; a decision is checkpointed
+before it is acted on, and a tool call already in the ledger is never executed twice.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from . import budget, router
+from pydantic import ValidationError
+
+from . import guards, human, router, rules
 from .agent import AgentSpec
-from .llm import (
-    FinalDecision,
-    InvalidOutput,
-    ModelClient,
-    ModelError,
-    ModelReply,
-    estimate_tokens,
-    parse_decision,
-    parse_tool_arguments,
+from .decisions import (
+    FINAL_ANSWER,
+    REPAIR_PROMPT,
+    Proposal,
+    assistant_tool_call,
+    needs_approval,
+    proposal_from,
+    tool_message,
+    without_confidence,
 )
-from .outcomes import Decision, Reason, RunStatus, StepKind
-from .ports import RunStore
+from .llm import InvalidOutput, ModelClient, ModelError
+from .model_calls import ModelCaller
+from .outcomes import Reason, RunStatus, StepKind
+from .ports import ResponseCache, RunStore, TeamBudget
 from .state import (
     EscalationRequest,
     PolicySnapshot,
@@ -39,33 +40,7 @@ from .state import (
 )
 from .tools import ToolContext, ToolError, run_tool
 
-FINAL_ANSWER = "final_answer"
-REPAIR_PROMPT = (
-    "Your previous reply could not be used ({error}). Reply again: either call one of the "
-    "tools, or answer with JSON matching the decision schema."
-)
-
-
-@dataclass
-class Proposal:
-    """What the deciding model wants next: a tool call or a final decision."""
-
-    tier: str
-    call: ToolCallProposal | None = None
-    decision: FinalDecision | None = None
-
-    @property
-    def confidence(self) -> float:
-        if self.call is not None:
-            return self.call.confidence if self.call.confidence is not None else 0.0
-        return self.decision.confidence if self.decision else 0.0
-
-    def summary(self) -> dict[str, Any]:
-        if self.call is not None:
-            args = {k: v for k, v in self.call.args.items() if k != "confidence"}
-            return {"tool_call": {"name": self.call.tool, "args": args}}
-        assert self.decision is not None
-        return self.decision.model_dump()
+__all__ = ["Engine", "FINAL_ANSWER", "REPAIR_PROMPT", "RunEnded"]
 
 
 class RunEnded(Exception):
@@ -80,12 +55,17 @@ class Engine:
         model: ModelClient,
         store: RunStore,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        team_budget: TeamBudget | None = None,
+        cache: ResponseCache | None = None,
+        on_step: Callable[[StepRecord], None] | None = None,
     ) -> None:
         self.agent = agent
         self.policy = policy
-        self.model = model
         self.store = store
         self.clock = clock
+        self.caller = ModelCaller(model, policy, team_budget=team_budget, cache=cache)
+        self.on_step = on_step
         self._mark = clock()
 
     # -- driving -----------------------------------------------------------------------
@@ -104,6 +84,8 @@ class Engine:
                 self._apply_human_input(state)
             if state.phase == "retrieve":
                 self._retrieve(state)
+            if not state.rules_checked:
+                self._apply_rules(state)
             while state.status == RunStatus.RUNNING:
                 if self.clock() - started >= slice_seconds:
                     break
@@ -117,12 +99,11 @@ class Engine:
             pass
         return state
 
-    # -- phases ------------------------------------------------------------------------
+    # -- retrieve, rules ---------------------------------------------------------------
 
     def _retrieve(self, state: RunState) -> None:
         query = self.agent.task_message(state.input)
-        step = StepRecord(index=state.step_count, kind=StepKind.RETRIEVAL, name="retrieve")
-        step.args = {"query": query}
+        step = self._step(state, StepKind.RETRIEVAL, "retrieve", args={"query": query})
         try:
             docs = self.agent.retrieve(state.input)
             step.result = {"documents": [d["source"] for d in docs]}
@@ -137,37 +118,60 @@ class Engine:
         state.phase = "reason"
         self._commit(state, step)
 
+    def _apply_rules(self, state: RunState) -> None:
+        """Admin rules decide before any model: an answer, a fixed call, or a human."""
+        state.rules_checked = True
+        rule = rules.first_match(self.policy.rules, state.input)
+        if rule is None:
+            return
+        step = self._step(state, StepKind.RULE, rule.name,
+                          args={"tier": "rules", "action": rule.action})
+        if rule.action == "answer":
+            answer = rules.render_answer(rule.answer, state.input)
+            step.result = {"answer": answer}
+            self._commit(state, step)
+            self._finish(state, RunStatus.SUCCEEDED, Reason.NONE, answer=answer)
+        if rule.action == "tool":
+            call = ToolCallProposal(call_id=f"rule-{rule.name}", tool=rule.tool,
+                                    args={**rule.tool_args, "confidence": 1.0}, confidence=1.0)
+            step.result = {"tool_call": {"name": rule.tool, "args": rule.tool_args}}
+            state.messages.append(assistant_tool_call(call))
+            state.pending_call, state.phase = call, "decide"
+            self._commit(state, step)
+            return
+        self._commit(state, step)
+        question = rule.question or f"Rule {rule.name!r} sends this task to a human."
+        self._escalate(state, Reason.RULE_MATCHED, question, None)
+
+    # -- reason --------------------------------------------------------------------------
+
     def _reason(self, state: RunState) -> None:
         chosen: tuple[Proposal, StepRecord] | None = None
-        for tier, model in router.tiers(self.policy):
+        for tier, model in router.tiers(self.policy, state):
             if chosen is not None:  # the cheaper tier was unsure: keep its step, ask higher
                 self._commit(state, chosen[1])
             chosen = self._ask(state, tier, model)
-            if chosen[0].confidence >= self.policy.confidence_threshold:
+            confident = chosen[0].confidence >= self.policy.confidence_threshold
+            chosen[1].args["why"] = router.after_decision(state, self.policy, tier, confident)
+            if confident:
                 break
         assert chosen is not None
         self._act_on(state, *chosen)
 
     def _act_on(self, state: RunState, proposal: Proposal, model_step: StepRecord) -> None:
-        """Record the accepted decision with its model step, then act on it.
+        """Checkpoint the decision as the pending call (phase ``decide``), then act on it.
 
-        The decision is checkpointed as the pending call (a final answer as ``FINAL_ANSWER``)
-        in phase ``decide``, so a run that crashes right after this commit acts on the same
-        decision when it resumes: it neither asks the model again nor skips the approval check.
+        A run that crashes right after this commit acts on the same decision when it
+        resumes: it neither asks the model again nor skips the approval check.
         """
-        call, decision = proposal.call, proposal.decision
-        if call is not None:
-            state.messages.append(_assistant_tool_call(call))
-            state.pending_call = call
+        if proposal.call is not None:
+            state.messages.append(assistant_tool_call(proposal.call))
         else:
-            assert decision is not None
-            state.messages.append({"role": "assistant", "content": decision.model_dump_json()})
-            state.pending_call = ToolCallProposal(
-                call_id="",
-                tool=FINAL_ANSWER,
-                args={"answer": decision.answer, "question": decision.question},
-                confidence=decision.confidence,
+            assert proposal.decision is not None
+            state.messages.append(
+                {"role": "assistant", "content": proposal.decision.model_dump_json()}
             )
+        state.pending_call = proposal.as_pending()
         state.phase = "decide"
         self._commit(state, model_step)
         self._decide(state, state.pending_call)
@@ -189,14 +193,38 @@ class Engine:
                 self._finish(state, RunStatus.SUCCEEDED, Reason.NONE, answer=answer)
             return
         state.phase = "act"
-        if self.agent.tools.get(call.tool) is None:
+        tool = self.agent.tools.get(call.tool)
+        if tool is None:
             return  # _execute reports the unknown tool back to the model
+        try:
+            tool.validate(without_confidence(call))
+        except ValidationError as exc:
+            self._invalid_arguments(state, call, exc)
+            return
+        if guards.repeated_call(state, self.policy, call):
+            self._bound(state, Reason.LOOP_DETECTED, call)
         if not confident:
             question = f"The agent is unsure about calling {call.tool}. Should it go ahead?"
             self._escalate(state, Reason.LOW_CONFIDENCE, question, call)
-        elif self._needs_approval(call):
+        elif needs_approval(self.policy, tool, call):
             question = f"Approve {call.tool} with these arguments?"
             self._escalate(state, Reason.APPROVAL_REQUIRED, question, call)
+
+    def _invalid_arguments(
+        self, state: RunState, call: ToolCallProposal, exc: ValidationError
+    ) -> None:
+        """One repair: the model sees the validation error; a second failure goes to a human."""
+        errors = exc.errors(include_url=False)
+        message = f"invalid arguments for {call.tool}: " + "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors
+        )
+        state.arg_repairs += 1
+        if state.arg_repairs >= 2:
+            question = f"The agent keeps proposing invalid arguments ({message}). Fix or reject."
+            self._escalate(state, Reason.INVALID_ARGUMENTS, question, call)
+        self._tool_result(state, call, None, message, escalate=False)
+
+    # -- act -----------------------------------------------------------------------------
 
     def _execute(self, state: RunState, call: ToolCallProposal) -> None:
         tool = self.agent.tools.get(call.tool)
@@ -204,7 +232,7 @@ class Engine:
             self._tool_result(state, call, None, f"unknown tool {call.tool!r}", escalate=False)
             return
         key = f"{state.run_id}:{state.step_count}"
-        args = {k: v for k, v in call.args.items() if k != "confidence"}
+        args = without_confidence(call)
         entry = self.store.ledger_begin(key, tool.name, args)
         if entry is not None and entry.status == "succeeded":
             self._tool_result(state, call, entry.result, "", replayed=True)
@@ -218,10 +246,9 @@ class Engine:
                 "Check it, then reply with what happened, approve to run it again, or abort."
             )
             self._escalate(state, Reason.TOOL_OUTCOME_UNKNOWN, question, call)
-            return
         started = time.perf_counter()
         try:
-            result = run_tool(tool, ToolContext(state.run_id, key), args)
+            result: dict[str, Any] | None = run_tool(tool, ToolContext(state.run_id, key), args)
             error = ""
         except ToolError as exc:
             result, error = None, str(exc)
@@ -239,40 +266,55 @@ class Engine:
         replayed: bool = False,
         latency_ms: int = 0,
         escalate: bool = True,
+        attempts: int = 1,
     ) -> None:
         payload = {"ok": False, "error": error} if error else {"ok": True, "result": result}
-        state.messages.append(
-            {"role": "tool", "tool_call_id": call.call_id, "content": json.dumps(payload)}
-        )
+        state.messages.append(tool_message(call.call_id, payload))
         state.pending_call = None
         state.phase = "reason"
-        step = StepRecord(
-            index=state.step_count,
-            kind=StepKind.TOOL,
-            name=call.tool,
-            result=result,
-            args={k: v for k, v in call.args.items() if k != "confidence"},
-            error=error,
-            latency_ms=latency_ms,
-            confidence=call.confidence,
-        )
+        step = self._step(state, StepKind.TOOL, call.tool, args=without_confidence(call))
+        step.result, step.error, step.latency_ms = result, error, latency_ms
+        step.confidence, step.attempts = call.confidence, attempts
         if replayed:
             step.args["replayed_from_ledger"] = True
+        stuck = guards.no_progress(state, self.policy, result, error)
         self._commit(state, step)
         if error and escalate:
             question = f"{call.tool} failed: {error}. Reply with instructions, or abort."
             self._escalate(state, Reason.TOOL_FAILED, question, None)
+        if stuck:
+            self._bound(state, Reason.LOOP_DETECTED, None)
 
     # -- model calls -------------------------------------------------------------------
 
     def _ask(self, state: RunState, tier: str, model: str) -> tuple[Proposal, StepRecord]:
         """One decision from ``model`` (not yet committed), with one repair attempt."""
         messages = list(state.messages)
+        tools = self.agent.tools.openai_schemas()
         for attempt in (1, 2):
-            reply = self._call(state, tier, model, messages)
-            step = self._model_step(state, reply, tier)
             try:
-                proposal = _proposal_from(reply, tier)
+                outcome = self.caller.call(state, model, messages, tools)
+            except ModelError as exc:
+                step = self._step(state, StepKind.MODEL, model, args={"tier": tier})
+                step.model, step.error = model, str(exc)
+                self._commit(state, step)
+                self._finish(state, RunStatus.FAILED, Reason.MODEL_FAILED, error=str(exc))
+            if outcome.breach is not None:
+                self._bound(state, outcome.breach, None)
+            reply = outcome.reply
+            assert reply is not None
+            step = self._step(state, StepKind.MODEL, reply.model, args={"tier": tier})
+            step.model, step.latency_ms = reply.model, reply.latency_ms
+            if outcome.cache_hit:
+                step.args["cache_hit"] = True
+            else:
+                step.usage = Usage(
+                    tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
+                    tokens_cached=reply.tokens_cached, tokens_reasoning=reply.tokens_reasoning,
+                    cost_usd=outcome.cost_usd,
+                )
+            try:
+                proposal = proposal_from(reply, tier)
             except InvalidOutput as exc:
                 step.error = str(exc)
                 step.result = {"content": reply.content}
@@ -290,112 +332,34 @@ class Engine:
             return proposal, step
         raise AssertionError("unreachable")
 
-    def _call(
-        self, state: RunState, tier: str, model: str, messages: list[dict[str, Any]]
-    ) -> ModelReply:
-        tools = self.agent.tools.openai_schemas()
-        breach = budget.check_before_model_call(
-            state, self.policy, model, estimate_tokens(messages, tools)
-        )
-        if breach is not None:
-            self._finish(state, RunStatus.FAILED, breach, error=f"{breach.value} reached")
-        try:
-            reply = self.model.complete(
-                model=model,
-                messages=messages,
-                tools=tools,
-                max_tokens=self.policy.max_output_tokens,
-            )
-        except ModelError as exc:
-            step = StepRecord(
-                index=state.step_count,
-                kind=StepKind.MODEL,
-                name=model,
-                model=model,
-                args={"tier": tier},
-                error=str(exc),
-            )
-            self._commit(state, step)
-            self._finish(state, RunStatus.FAILED, Reason.MODEL_FAILED, error=str(exc))
-        return reply
-
-    def _model_step(self, state: RunState, reply: ModelReply, tier: str) -> StepRecord:
-        usage = Usage(
-            tokens_in=reply.tokens_in,
-            tokens_out=reply.tokens_out,
-            tokens_cached=reply.tokens_cached,
-            cost_usd=self._cost(reply),
-        )
-        return StepRecord(
-            index=state.step_count,
-            kind=StepKind.MODEL,
-            name=reply.model,
-            model=reply.model,
-            usage=usage,
-            latency_ms=reply.latency_ms,
-            args={"tier": tier},
-        )
-
-    def _cost(self, reply: ModelReply) -> Decimal:
-        price = self.policy.prices.get(reply.model)
-        if price is None:
-            return Decimal("0")
-        return price.cost(reply.tokens_in, reply.tokens_cached, reply.tokens_out)
-
-    def _needs_approval(self, call: ToolCallProposal) -> bool:
-        if call.tool in self.policy.approval_tools:
-            return True
-        tool = self.agent.tools.get(call.tool)
-        amount = call.args.get("amount")
-        limit = self.policy.approval_amount_usd
-        if tool is None or not tool.side_effect or limit is None or amount is None:
-            return False
-        try:
-            return Decimal(str(amount)) > limit
-        except ArithmeticError:
-            return True  # an amount we cannot read is one a human should see
-
     # -- human input -------------------------------------------------------------------
 
     def _apply_human_input(self, state: RunState) -> None:
-        human = state.human_input
-        assert human is not None
+        decision = state.human_input
+        assert decision is not None
         state.human_input = None
-        call = state.pending_call
-        step = StepRecord(
-            index=state.step_count,
-            kind=StepKind.HUMAN,
-            name=human.decision,
-            args={"operator": human.operator, "message": human.message},
-        )
-        state.phase = "reason"
-        if human.decision == Decision.ABORT:
-            self._commit(state, step)
-            self._finish(state, RunStatus.ABORTED, Reason.ABORTED_BY_OPERATOR)
-        if human.decision == Decision.APPROVE:
-            if call is None:
-                state.messages.append({"role": "user", "content": "Operator: Approved. Go on."})
-            elif call.tool == FINAL_ANSWER:
-                self._commit(state, step)
-                self._finish(state, RunStatus.SUCCEEDED, Reason.NONE, answer=call.args["answer"])
-            else:
-                state.phase = "act"
-        else:
-            verb = "rejected" if human.decision == Decision.REJECT else "answered instead"
-            if call is not None and call.tool != FINAL_ANSWER:
-                error = f"{verb} by operator: {human.message}".strip()
-                if human.decision != Decision.REJECT:
-                    error = "not executed: the operator answered instead"
-                content = json.dumps({"ok": False, "error": error})
-                state.messages.append(
-                    {"role": "tool", "tool_call_id": call.call_id, "content": content}
-                )
-            prefix = "Rejected. " if human.decision == Decision.REJECT else ""
-            state.messages.append({"role": "user", "content": f"Operator: {prefix}{human.message}"})
-            state.pending_call = None
+        step = self._step(state, StepKind.HUMAN, decision.decision,
+                          args={"operator": decision.operator, "message": decision.message})
+        if decision.args is not None:
+            step.args["edited_args"] = decision.args
+        effect = human.apply(state, decision)
         self._commit(state, step)
+        if effect.abort:
+            self._finish(state, RunStatus.ABORTED, Reason.ABORTED_BY_OPERATOR)
+        if effect.finish_answer is not None:
+            self._finish(state, RunStatus.SUCCEEDED, Reason.NONE, answer=effect.finish_answer)
 
     # -- endings -----------------------------------------------------------------------
+
+    def _bound(self, state: RunState, reason: Reason, call: ToolCallProposal | None) -> None:
+        """A bound was hit: fail with its reason, or let a human extend it, as policy says."""
+        if self.policy.on_bound == "escalate":
+            question = (
+                f"The run reached its {reason.value.replace('_', ' ')}. Extend the budget "
+                "to continue from here, or abort."
+            )
+            self._escalate(state, reason, question, call)
+        self._finish(state, RunStatus.FAILED, reason, error=f"{reason.value} reached")
 
     def _escalate(
         self,
@@ -409,20 +373,13 @@ class Engine:
         state.reason = reason
         state.phase = "await_human"
         state.pending_call = call
-        step = StepRecord(
-            index=state.step_count,
-            kind=StepKind.ESCALATION,
-            name=reason.value,
-            args={"question": question},
-            confidence=call.confidence if call is not None else confidence,
-        )
+        step = self._step(state, StepKind.ESCALATION, reason.value, args={"question": question})
+        step.confidence = call.confidence if call is not None else confidence
         escalation = EscalationRequest(
             reason=reason,
             question=question,
             proposed_tool=call.tool if call is not None else "",
-            proposed_args={
-                k: v for k, v in (call.args if call else {}).items() if k != "confidence"
-            },
+            proposed_args=without_confidence(call) if call is not None else {},
             confidence=step.confidence,
             context=state.context,
         )
@@ -443,15 +400,19 @@ class Engine:
         state.answer = answer
         state.phase = "done"
         state.pending_call = None
-        step = StepRecord(
-            index=state.step_count,
-            kind=StepKind.FINAL,
-            name=status.value,
-            result={"answer": answer} if answer is not None else None,
-            error=error,
-        )
+        step = self._step(state, StepKind.FINAL, status.value)
+        step.result = {"answer": answer} if answer is not None else None
+        step.error = error
         self._commit(state, step)
         raise RunEnded
+
+    # -- bookkeeping -------------------------------------------------------------------
+
+    @staticmethod
+    def _step(
+        state: RunState, kind: StepKind, name: str, *, args: dict[str, Any] | None = None
+    ) -> StepRecord:
+        return StepRecord(index=state.step_count, kind=kind, name=name, args=args or {})
 
     def _commit(
         self, state: RunState, step: StepRecord, escalation: EscalationRequest | None = None
@@ -463,32 +424,5 @@ class Engine:
         if step.kind == StepKind.MODEL:
             state.usage.add(step.usage)
         self.store.commit(state, step, escalation)
-
-
-def _proposal_from(reply: ModelReply, tier: str) -> Proposal:
-    if reply.tool_calls:
-        first = reply.tool_calls[0]
-        args = parse_tool_arguments(first)
-        confidence = args.get("confidence")
-        call = ToolCallProposal(
-            call_id=first.id,
-            tool=first.name,
-            args=args,
-            confidence=float(confidence) if isinstance(confidence, int | float) else None,
-        )
-        return Proposal(tier=tier, call=call)
-    return Proposal(tier=tier, decision=parse_decision(reply.content))
-
-
-def _assistant_tool_call(call: ToolCallProposal) -> dict[str, Any]:
-    return {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {
-                "id": call.call_id,
-                "type": "function",
-                "function": {"name": call.tool, "arguments": json.dumps(call.args)},
-            }
-        ],
-    }
+        if self.on_step is not None:
+            self.on_step(step)

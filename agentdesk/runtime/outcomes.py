@@ -16,6 +16,10 @@ class RunStatus(StrEnum):
         return self in TERMINAL_STATUSES
 
 
+BOUND_REASONS = frozenset(
+    {"step_limit", "time_limit", "token_limit", "cost_limit", "team_budget", "loop_detected"}
+)
+
 TERMINAL_STATUSES = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.ABORTED})
 
 
@@ -38,6 +42,8 @@ class Reason(StrEnum):
     LOW_CONFIDENCE = "low_confidence"
     APPROVAL_REQUIRED = "approval_required"
     REJECTED = "rejected"
+    RULE_MATCHED = "rule_matched"
+    INVALID_ARGUMENTS = "invalid_arguments"
 
 
 class StepKind(StrEnum):
@@ -46,6 +52,7 @@ class StepKind(StrEnum):
     TOOL = "tool"
     ESCALATION = "escalation"
     HUMAN = "human"
+    RULE = "rule"
     FINAL = "final"
 
 
@@ -56,3 +63,5 @@ class Decision(StrEnum):
     REJECT = "reject"
     REPLY = "reply"
     ABORT = "abort"
+    EXTEND_BUDGET = "extend_budget"
+    TAKE_OVER = "take_over"

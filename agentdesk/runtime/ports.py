@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 from .state import EscalationRequest, RunState, StepRecord
@@ -35,3 +36,21 @@ class RunStore(Protocol):
 
     def ledger_finish(self, key: str, result: dict[str, Any] | None, error: str) -> None:
         """Record the outcome of the execution claimed under ``key``."""
+
+
+class TeamBudget(Protocol):
+    """A budget shared by all of a team's runs on all workers (reserve, then settle)."""
+
+    def reserve(self, amount_usd: Decimal) -> bool:
+        """Hold ``amount_usd`` of today's budget; False when that would overshoot it."""
+
+    def settle(self, reserved_usd: Decimal, actual_usd: Decimal) -> None:
+        """Replace a reservation by what the call really cost."""
+
+
+class ResponseCache(Protocol):
+    """Replies to identical deterministic requests, kept for a while."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def set(self, key: str, value: dict[str, Any], ttl_seconds: int) -> None: ...

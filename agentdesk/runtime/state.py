@@ -28,6 +28,24 @@ class ModelPrice(BaseModel):
         return (total / Decimal(1_000_000)).quantize(Decimal("0.00000001"))
 
 
+class RuleCondition(BaseModel):
+    field: str
+    op: str = "equals"  # equals | contains | regex | gt | lt | exists
+    value: Any = None
+
+
+class RuleSpec(BaseModel):
+    """A deterministic rule: conditions on the task input → an answer, a tool call or a human."""
+
+    name: str
+    conditions: list[RuleCondition] = Field(default_factory=list)
+    action: str  # "answer" | "tool" | "escalate"
+    answer: str = ""
+    tool: str = ""
+    tool_args: dict[str, Any] = Field(default_factory=dict)
+    question: str = ""
+
+
 class PolicySnapshot(BaseModel):
     """The rules a run started with; later admin edits never change a running run."""
 
@@ -42,6 +60,15 @@ class PolicySnapshot(BaseModel):
     large_model: str = "sim-large"
     max_output_tokens: int = 512
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    on_bound: str = "fail"  # "fail" | "escalate": what hitting a bound does
+    loop_repeat_limit: int = 3  # the same tool call with the same arguments this many times
+    no_progress_limit: int = 4  # this many tool results in a row that bring nothing new
+    downgrade_after: int = 2  # confident large-model steps before stepping back down
+    cache_ttl_seconds: int = 300  # 0: no response cache
+    human_timeout_seconds: int | None = None
+    human_timeout_action: str = "fail"  # "fail" | "fallback"
+    fallback_answer: str = ""
+    rules: list[RuleSpec] = Field(default_factory=list)
 
 
 class ToolCallProposal(BaseModel):
@@ -57,12 +84,14 @@ class Usage(BaseModel):
     tokens_in: int = 0
     tokens_out: int = 0
     tokens_cached: int = 0
+    tokens_reasoning: int = 0
     cost_usd: Decimal = Decimal("0")
 
     def add(self, other: Usage) -> None:
         self.tokens_in += other.tokens_in
         self.tokens_out += other.tokens_out
         self.tokens_cached += other.tokens_cached
+        self.tokens_reasoning += other.tokens_reasoning
         self.cost_usd += other.cost_usd
 
     @property
@@ -76,6 +105,8 @@ class HumanInput(BaseModel):
     decision: str
     message: str = ""
     operator: str = ""
+    args: dict[str, Any] | None = None  # edited arguments (edit & approve)
+    result: dict[str, Any] | None = None  # the operator's own result (take over)
 
 
 class RunState(BaseModel):
@@ -93,6 +124,13 @@ class RunState(BaseModel):
     pending_call: ToolCallProposal | None = None
     human_input: HumanInput | None = None
     answer: str | None = None
+    tier: str = "small"  # the tier the next decision starts at (sticky after an upgrade)
+    large_streak: int = 0
+    rules_checked: bool = False
+    call_counts: dict[str, int] = Field(default_factory=dict)
+    result_hashes: list[str] = Field(default_factory=list)
+    stale_results: int = 0
+    arg_repairs: int = 0
 
 
 class StepRecord(BaseModel):

@@ -87,7 +87,22 @@ def test_a_tool_call_without_confidence_counts_as_unsure(engine, model, store, s
     model.script(tool_call_reply("lookup_order", {"order_id": "1077"}, confidence=0.9))
     model.script(decision_reply("In transit."))
     state = engine.advance(state)
-    assert [c.model for c in model.calls] == [SMALL, LARGE, SMALL]
+    # the large model decided, so the run stays on it until a confident streak
+    assert [c.model for c in model.calls] == [SMALL, LARGE, LARGE]
+    assert state.status == RunStatus.SUCCEEDED
+
+
+def test_a_confident_large_streak_steps_back_down(engine, model, store, state, policy):
+    policy.downgrade_after = 2
+    model.script(tool_call_reply("lookup_order", {"order_id": "1077"}, confidence=0.3))
+    model.script(tool_call_reply("lookup_order", {"order_id": "1077"}, confidence=0.9))
+    model.script(tool_call_reply("search_policy", {"query": "shipping"}, confidence=0.9))
+    model.script(decision_reply("In transit."))
+    state = engine.advance(state)
+    assert [c.model for c in model.calls] == [SMALL, LARGE, LARGE, SMALL]
+    whys = [s.args["why"] for s in store.steps_of(StepKind.MODEL)]
+    assert whys[0] == "small model unsure"
+    assert "stepping back down" in whys[2]
     assert state.status == RunStatus.SUCCEEDED
 
 

@@ -1,0 +1,103 @@
+"""What a model reply means for the loop: a tool call or a final decision, and whether a
+human must see it first."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from .llm import FinalDecision, ModelReply, parse_decision, parse_tool_arguments
+from .state import PolicySnapshot, ToolCallProposal
+from .tools import Tool
+
+FINAL_ANSWER = "final_answer"
+REPAIR_PROMPT = (
+    "Your previous reply could not be used ({error}). Reply again: either call one of the "
+    "tools, or answer with JSON matching the decision schema."
+)
+
+
+@dataclass
+class Proposal:
+    """What the deciding model wants next: a tool call or a final decision."""
+
+    tier: str
+    call: ToolCallProposal | None = None
+    decision: FinalDecision | None = None
+
+    @property
+    def confidence(self) -> float:
+        if self.call is not None:
+            return self.call.confidence if self.call.confidence is not None else 0.0
+        return self.decision.confidence if self.decision else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        if self.call is not None:
+            return {"tool_call": {"name": self.call.tool, "args": without_confidence(self.call)}}
+        assert self.decision is not None
+        return self.decision.model_dump()
+
+    def as_pending(self) -> ToolCallProposal:
+        """The decision as the checkpoint keeps it (a final answer as ``FINAL_ANSWER``)."""
+        if self.call is not None:
+            return self.call
+        assert self.decision is not None
+        return ToolCallProposal(
+            call_id="", tool=FINAL_ANSWER,
+            args={"answer": self.decision.answer, "question": self.decision.question},
+            confidence=self.decision.confidence,
+        )
+
+
+def proposal_from(reply: ModelReply, tier: str) -> Proposal:
+    if reply.tool_calls:
+        first = reply.tool_calls[0]
+        args = parse_tool_arguments(first)
+        confidence = args.get("confidence")
+        call = ToolCallProposal(
+            call_id=first.id, tool=first.name, args=args,
+            confidence=float(confidence) if isinstance(confidence, int | float) else None,
+        )
+        return Proposal(tier=tier, call=call)
+    return Proposal(tier=tier, decision=parse_decision(reply.content))
+
+
+def without_confidence(call: ToolCallProposal) -> dict[str, Any]:
+    return {k: v for k, v in call.args.items() if k != "confidence"}
+
+
+def call_signature(call: ToolCallProposal) -> str:
+    return call.tool + ":" + json.dumps(without_confidence(call), sort_keys=True, default=str)
+
+
+def assistant_tool_call(call: ToolCallProposal) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": call.call_id,
+                "type": "function",
+                "function": {"name": call.tool, "arguments": json.dumps(call.args)},
+            }
+        ],
+    }
+
+
+def tool_message(call_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call_id, "content": json.dumps(payload, default=str)}
+
+
+def needs_approval(policy: PolicySnapshot, tool: Tool | None, call: ToolCallProposal) -> bool:
+    if call.tool in policy.approval_tools:
+        return True
+    amount = call.args.get("amount")
+    limit = policy.approval_amount_usd
+    if tool is None or not tool.side_effect or limit is None or amount is None:
+        return False
+    try:
+        return Decimal(str(amount)) > limit
+    except ArithmeticError:
+        return True  # an amount we cannot read is one a human should see

@@ -1,0 +1,159 @@
+"""The tool circuit breakers every worker shares (DESIGN principle 3).
+
+With ``REDIS_URL`` set, each tool's breaker is a Redis hash ``agentdesk:breaker:<tool>``
+(``state``, ``failures``, ``until``) changed only by Lua scripts, so the read-decide-write
+of a transition is atomic across workers on any number of machines. On the embedded
+default every worker is a thread of one process, so a process-wide
+``InMemoryBreakerStore`` is already shared by all of them.
+
+A breaker protects a backend; it must not become one. If Redis cannot be reached, calls
+are allowed and the failure is logged (fail open): a Redis outage stops the broker too, so
+nothing would run for long anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import redis
+from django.conf import settings
+
+from agentdesk.runtime.breaker import CLOSED, BreakerStore, InMemoryBreakerStore
+
+log = logging.getLogger(__name__)
+KEY_PREFIX = "agentdesk:breaker:"
+# Consecutive failures are forgotten after a quiet day, so a stale count cannot linger.
+FAILURES_TTL_S = 86_400
+
+# KEYS[1] = breaker hash; ARGV = now, cooldown. Returns {allowed (0|1), until}.
+ALLOW = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state or state == 'closed' then return {1, ''} end
+local now = tonumber(ARGV[1])
+local until_s = redis.call('HGET', KEYS[1], 'until')
+if until_s and now < tonumber(until_s) then return {0, until_s} end
+redis.call('HSET', KEYS[1], 'state', 'half_open',
+           'until', string.format('%.6f', now + tonumber(ARGV[2])))
+return {1, ''}
+"""
+
+# KEYS[1] = breaker hash; ARGV = now, threshold, cooldown, ttl. Returns the new state.
+FAILURE = """
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if state == 'open' then return state end
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+if state == 'half_open' or failures >= tonumber(ARGV[2]) then
+  state = 'open'
+  redis.call('HSET', KEYS[1], 'state', state,
+             'until', string.format('%.6f', tonumber(ARGV[1]) + tonumber(ARGV[3])))
+else
+  redis.call('HSET', KEYS[1], 'state', state)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return state
+"""
+
+
+class RedisBreakerStore:
+    """``BreakerStore`` on Redis: one state machine per tool, shared by every worker."""
+
+    def __init__(
+        self,
+        url: str,
+        failure_threshold: int,
+        cooldown_s: float,
+        *,
+        prefix: str = KEY_PREFIX,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+        self.failure_threshold = max(1, failure_threshold)
+        self.cooldown_s = cooldown_s
+        self.prefix = prefix
+        self.clock = clock
+        self._allow = self.client.register_script(ALLOW)
+        self._failure = self.client.register_script(FAILURE)
+
+    def key(self, tool: str) -> str:
+        return self.prefix + tool
+
+    def allow(self, tool: str) -> tuple[bool, float | None]:
+        try:
+            allowed, until = self._allow(
+                keys=[self.key(tool)], args=[self.clock(), self.cooldown_s]
+            )
+        except redis.RedisError as exc:
+            log.warning("breaker store unreachable, allowing %s: %s", tool, exc)
+            return True, None
+        return bool(allowed), float(until) if until else None
+
+    def record_success(self, tool: str) -> None:
+        try:
+            self.client.delete(self.key(tool))  # closed with no failures is the default
+        except redis.RedisError as exc:
+            log.warning("breaker store unreachable, success of %s not recorded: %s", tool, exc)
+
+    def record_failure(self, tool: str) -> None:
+        ttl = max(FAILURES_TTL_S, int(self.cooldown_s * 2) + 1)
+        args = [self.clock(), self.failure_threshold, self.cooldown_s, ttl]
+        try:
+            state = self._failure(keys=[self.key(tool)], args=args)
+        except redis.RedisError as exc:
+            log.warning("breaker store unreachable, failure of %s not recorded: %s", tool, exc)
+            return
+        if state == "open":
+            log.warning("circuit for tool %s is open", tool)
+
+    def states(self) -> dict[str, dict[str, Any]]:
+        found = {}
+        for key in self.client.scan_iter(match=self.prefix + "*", count=100):
+            row = self.client.hgetall(key)
+            if row:
+                found[key.removeprefix(self.prefix)] = {
+                    "state": row.get("state", CLOSED),
+                    "failures": int(row.get("failures", 0)),
+                    "until": float(row["until"]) if row.get("until") else None,
+                }
+        return dict(sorted(found.items()))
+
+    def reset(self, tool: str | None = None) -> None:
+        keys = [self.key(tool)] if tool else list(self.client.scan_iter(match=self.prefix + "*"))
+        if keys:
+            self.client.delete(*keys)
+
+
+def make_breaker_store(redis_url: str | None = None) -> BreakerStore:
+    """A store for the given (else the configured) Redis, or a new in-process one."""
+    threshold = int(getattr(settings, "TOOL_BREAKER_FAILURES", 5))
+    cooldown = float(getattr(settings, "TOOL_BREAKER_COOLDOWN_SECONDS", 30))
+    url = settings.REDIS_URL if redis_url is None else redis_url
+    if url:
+        prefix = getattr(settings, "TOOL_BREAKER_KEY_PREFIX", KEY_PREFIX)
+        return RedisBreakerStore(url, threshold, cooldown, prefix=prefix)
+    return InMemoryBreakerStore(threshold, cooldown)
+
+
+@cache
+def breaker_store() -> BreakerStore:
+    """This process's store (Redis connections are pooled; in memory, the shared state)."""
+    return make_breaker_store()
+
+
+def breaker_states() -> dict[str, dict[str, Any]]:
+    """``{tool: {state, failures, until}}`` for every tool whose breaker is not pristine."""
+    store = breaker_store()
+    assert isinstance(store, RedisBreakerStore | InMemoryBreakerStore)
+    return store.states()
+
+
+def reset_breakers(tool: str | None = None) -> None:
+    """Close one tool's breaker, or all (an admin action; isolation between tests)."""
+    store = breaker_store()
+    assert isinstance(store, RedisBreakerStore | InMemoryBreakerStore)
+    store.reset(tool)

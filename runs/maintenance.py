@@ -1,0 +1,83 @@
+"""Periodic upkeep (celery beat): bring back runs whose worker died, and enforce the
+human-wait deadline of escalations."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
+
+from . import fragments
+from .events import publish_on_commit
+from .models import Escalation, Run, Step
+
+log = logging.getLogger(__name__)
+
+
+def runs_to_reap(now=None) -> list[int]:
+    """Running runs whose lease expired, and queued runs nobody picked up for a while."""
+    now = now or timezone.now()
+    stale_queue = now - timedelta(seconds=settings.RUN_LEASE_SECONDS)
+    return list(
+        Run.objects.filter(
+            Q(status=RunStatus.RUNNING, lease_expires_at__lt=now)
+            | Q(status=RunStatus.RUNNING, lease_owner="", updated_at__lt=stale_queue)
+            | Q(status=RunStatus.QUEUED, lease_owner="", updated_at__lt=stale_queue)
+        ).values_list("pk", flat=True)[:1000]
+    )
+
+
+def reap_runs() -> int:
+    from .tasks import advance_run
+
+    ids = runs_to_reap()
+    for run_id in ids:
+        advance_run.delay(run_id)
+    if ids:
+        log.info("re-enqueued %d runs", len(ids))
+    return len(ids)
+
+
+def expire_escalations(now=None) -> int:
+    now = now or timezone.now()
+    expired = 0
+    due = Escalation.objects.filter(status=Escalation.Status.OPEN, deadline_at__lt=now)
+    for esc_id in due.values_list("pk", flat=True)[:500]:
+        expired += _expire(esc_id, now)
+    return expired
+
+
+def _expire(esc_id: int, now) -> int:
+    with transaction.atomic():
+        won = Escalation.objects.filter(pk=esc_id, status=Escalation.Status.OPEN).update(
+            status=Escalation.Status.EXPIRED, decided_at=now
+        )
+        if not won:
+            return 0
+        esc = Escalation.objects.select_related("run").get(pk=esc_id)
+        run = esc.run
+        snap = run.policy_snapshot or {}
+        fallback = snap.get("human_timeout_action") == "fallback"
+        status = RunStatus.SUCCEEDED if fallback else RunStatus.FAILED
+        answer = snap.get("fallback_answer", "") if fallback else ""
+        moved = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING_HUMAN).update(
+            status=status, reason=Reason.HUMAN_TIMEOUT, answer=answer, finished_at=now,
+            updated_at=now, step_count=run.step_count + 1,
+        )
+        if moved:
+            Step.objects.create(
+                run=run, index=run.step_count, kind=StepKind.FINAL, name=status.value,
+                result={"answer": answer} if fallback else None,
+                error="human_timeout: no decision before the deadline",
+            )
+            run.refresh_from_db()
+        publish_on_commit(
+            lambda: fragments.escalation_closed(esc) + fragments.run_progress(run, None)
+        )
+        return 1
