@@ -37,7 +37,7 @@ local now = tonumber(ARGV[1])
 local until_s = redis.call('HGET', KEYS[1], 'until')
 if until_s and now < tonumber(until_s) then return {0, until_s} end
 redis.call('HSET', KEYS[1], 'state', 'half_open',
-           'until', string.format('%.6f', now + tonumber(ARGV[2])))
+           'until', string.format('%.17g', now + tonumber(ARGV[2])))
 return {1, ''}
 """
 
@@ -49,7 +49,7 @@ local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 if state == 'half_open' or failures >= tonumber(ARGV[2]) then
   state = 'open'
   redis.call('HSET', KEYS[1], 'state', state,
-             'until', string.format('%.6f', tonumber(ARGV[1]) + tonumber(ARGV[3])))
+             'until', string.format('%.17g', tonumber(ARGV[1]) + tonumber(ARGV[3])))
 else
   redis.call('HSET', KEYS[1], 'state', state)
 end
