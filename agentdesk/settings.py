@@ -7,10 +7,13 @@ Celery broker and channel layer, and the bundled LLM simulator. ``DATABASE_URL``
 
 from __future__ import annotations
 
+import logging.config
 import os
 from pathlib import Path
 
 import environ
+
+from agentdesk import logconfig
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -165,10 +168,8 @@ STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
-}
+LOGGING_CONFIG = None  # applied below, after structlog is configured
+LOGGING = logconfig.configure(
+    fmt=env("AGENTDESK_LOG_FORMAT", default="json"), level=env("LOG_LEVEL", default="INFO")
+)
+logging.config.dictConfig(LOGGING)

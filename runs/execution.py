@@ -7,11 +7,11 @@ the same time; every checkpoint extends it, and a crashed worker's lease simply 
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import timedelta
 from functools import cache
 
+import structlog
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
@@ -21,14 +21,15 @@ from agentdesk.runtime.llm import OpenAIGateway
 from agentdesk.runtime.loop import Engine
 from agentdesk.runtime.outcomes import Reason, RunStatus
 from agentdesk.runtime.ports import LeaseLost
-from agentdesk.runtime.state import PolicySnapshot, RunState
+from agentdesk.runtime.state import PolicySnapshot, RunState, StepRecord
 
 from .adapters import DjangoRunStore
+from .breakers import breaker_store
 from .budgets import DjangoTeamBudget
 from .models import Run
 from .response_cache import DjangoResponseCache
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 DONE = "done"
 MORE_WORK = "more_work"
 
@@ -75,6 +76,8 @@ def advance(run_id: int) -> str:
         state.status, state.reason = RunStatus.FAILED, Reason.TOOL_FAILED
         store.commit(state)
         return DONE
+    structlog.contextvars.bind_contextvars(run_id=run_id, team=run.team.slug,
+                                           agent=run.agent.slug)
     engine = Engine(
         agent=spec,
         policy=PolicySnapshot.model_validate(run.policy_snapshot),
@@ -82,13 +85,27 @@ def advance(run_id: int) -> str:
         store=store,
         team_budget=DjangoTeamBudget(run.team_id),
         cache=DjangoResponseCache(),
+        on_step=log_step,
+        breaker=breaker_store(),
     )
     try:
         state = engine.advance(state, slice_seconds=settings.RUN_SLICE_SECONDS)
     except LeaseLost:
-        log.warning("lease lost on run %s; another owner continues", run_id)
+        log.warning("lease lost; another owner continues")
         return DONE
+    finally:
+        structlog.contextvars.unbind_contextvars("run_id", "team", "agent")
     if state.status == RunStatus.RUNNING:
         release_lease(run_id, owner)
         return MORE_WORK
+    log.info("run paused or ended", run_id=run_id, status=state.status.value,
+             reason=state.reason.value, steps=state.step_count)
     return DONE
+
+
+def log_step(step: StepRecord) -> None:
+    log.info(
+        "step", step=step.index, kind=step.kind.value, name=step.name, tier=step.args.get("tier"),
+        tokens_in=step.usage.tokens_in, tokens_out=step.usage.tokens_out,
+        cost_usd=str(step.usage.cost_usd), latency_ms=step.latency_ms, error=step.error or None,
+    )

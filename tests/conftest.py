@@ -67,9 +67,11 @@ def demo(transactional_db):
     from django.contrib.auth import get_user_model
     from django.core.cache import cache
 
+    from runs.breakers import reset_breakers
     from runs.demo import seed_demo
 
     cache.clear()  # the response cache must not carry replies from test to test
+    reset_breakers()  # nor circuit breakers their failures
     from runs.models import Membership, Team
 
     seed_demo("test-password-1")

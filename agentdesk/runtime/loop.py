@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from . import guards, human, router, rules
 from .agent import AgentSpec
+from .breaker import BreakerStore
 from .decisions import (
     FINAL_ANSWER,
     REPAIR_PROMPT,
@@ -38,7 +39,7 @@ from .state import (
     ToolCallProposal,
     Usage,
 )
-from .tools import ToolContext, ToolError, run_tool
+from .tools import ToolContext, execute_tool
 
 __all__ = ["Engine", "FINAL_ANSWER", "REPAIR_PROMPT", "RunEnded"]
 
@@ -59,6 +60,7 @@ class Engine:
         team_budget: TeamBudget | None = None,
         cache: ResponseCache | None = None,
         on_step: Callable[[StepRecord], None] | None = None,
+        breaker: BreakerStore | None = None,
     ) -> None:
         self.agent = agent
         self.policy = policy
@@ -66,6 +68,7 @@ class Engine:
         self.clock = clock
         self.caller = ModelCaller(model, policy, team_budget=team_budget, cache=cache)
         self.on_step = on_step
+        self.breaker = breaker
         self._mark = clock()
 
     # -- driving -----------------------------------------------------------------------
@@ -246,15 +249,20 @@ class Engine:
                 "Check it, then reply with what happened, approve to run it again, or abort."
             )
             self._escalate(state, Reason.TOOL_OUTCOME_UNKNOWN, question, call)
-        started = time.perf_counter()
-        try:
-            result: dict[str, Any] | None = run_tool(tool, ToolContext(state.run_id, key), args)
-            error = ""
-        except ToolError as exc:
-            result, error = None, str(exc)
-        self.store.ledger_finish(key, result, error)
-        latency = int((time.perf_counter() - started) * 1000)
-        self._tool_result(state, call, result, error, latency_ms=latency)
+        outcome = execute_tool(tool, ToolContext(state.run_id, key), args, breaker=self.breaker)
+        self.store.ledger_finish(key, outcome.result, outcome.error)
+        if outcome.outcome_unknown:
+            # it may have happened: record the failed attempt, keep the call for a human
+            step = self._step(state, StepKind.TOOL, call.tool, args=args)
+            step.error, step.attempts, step.latency_ms = (
+                outcome.error, outcome.attempts, outcome.latency_ms)
+            self._commit(state, step)
+            question = (f"{tool.name} did not answer in time and may have run: "
+                        f"{outcome.error}. Check it, then reply, approve to run it again, "
+                        "or abort.")
+            self._escalate(state, Reason.TOOL_OUTCOME_UNKNOWN, question, call)
+        self._tool_result(state, call, outcome.result, outcome.error,
+                          latency_ms=outcome.latency_ms, attempts=outcome.attempts)
 
     def _tool_result(
         self,

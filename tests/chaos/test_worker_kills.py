@@ -1,0 +1,294 @@
+"""Chaos: SIGKILL Celery worker processes at random moments while hundreds of runs progress.
+
+A real deployment (``tests.stack``: a fresh Postgres database, Redis as the broker, two
+``celery worker`` processes, beat, the LLM simulator) gets a steady stream of runs while a
+random worker is killed with SIGKILL and started again every 0.5–2 s. Then the survivors
+finish (the reaper brings back runs whose worker died) and the database and the refunds
+journal — the outside witness of the only side effect — are checked:
+
+* no run is lost: each one is terminal, or waiting for a human with an open escalation;
+* no side effect ran twice: one ``issue_refund`` ledger row per run at most, one journal
+  line per succeeded ledger row, no idempotency key twice in the journal;
+* each run's totals equal the sum of its steps, whose indexes are exactly 0..n-1.
+
+The test drives the stack only from outside: ``manage.py shell`` subprocesses for
+submitting runs and reaping, raw SQL against the stack's database for the checks.
+``CHAOS_RUNS``, ``CHAOS_KILL_SECONDS`` and ``CHAOS_SEED`` change its size and replay it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from collections import Counter, defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.stack import PY, ROOT, Stack, production_mode
+
+pytestmark = pytest.mark.chaos
+
+RUNS = int(os.environ.get("CHAOS_RUNS", "200"))
+KILL_SECONDS = float(os.environ.get("CHAOS_KILL_SECONDS", "40"))
+SUBMIT_SECONDS = KILL_SECONDS * 0.6  # runs keep arriving while workers die
+MIN_KILLS = 10
+WORKERS = 2
+MIN_UPTIME_S = 2.5  # kill a worker once it is consuming again, not while it boots
+DRAIN_SECONDS = 180.0
+REAP_EVERY_S = 2.0  # beat reaps every 10 s; the drain should not wait for it
+SCENARIOS = {  # order number → what the customer writes
+    "1077": "Where is my order 1077?",  # an answer
+    "1001": "I want a refund for order 1001",  # a refund below the approval amount
+    "1042": "I want a refund for order 1042",  # a refund that needs approval
+    "9999": "Where is my order 9999?",  # the order service fails
+}
+TERMINAL = {"succeeded", "failed", "aborted"}
+TOTALS = ("tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning", "cost_usd")
+
+SUBMITTER = """
+import json, os, time
+from runs.breakers import reset_breakers
+from runs.models import Team
+from runs.services import submit_run
+reset_breakers()  # a breaker another test left open must not fail our lookups
+team = Team.objects.get(slug="demo")
+messages = json.loads(os.environ["CHAOS_MESSAGES"])
+pause = float(os.environ["CHAOS_SUBMIT_PAUSE"])
+for text in messages:
+    submit_run(team=team, agent_slug="support-refunds", task_input={"message": text},
+               user_id=None)
+    time.sleep(pause)
+print("SUBMITTED", len(messages), flush=True)
+"""
+
+REAPER = """
+import os, time
+from runs.maintenance import reap_runs
+while True:
+    print("REAPED", reap_runs(), flush=True)
+    time.sleep(float(os.environ["CHAOS_REAP_EVERY"]))
+"""
+
+
+def manage_shell(stack: Stack, code: str, name: str, **env: str) -> subprocess.Popen:
+    """``manage.py shell -c code`` against the stack, its output in ``<workdir>/<name>.out``."""
+    out = (stack.workdir / f"{name}.out").open("a")
+    return subprocess.Popen(
+        [PY, "manage.py", "shell", "-c", code], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        env={**stack.env, "LOG_LEVEL": "WARNING", **env}, start_new_session=True,
+    )
+
+
+def stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def active_runs(db) -> int:
+    return db.execute(
+        "SELECT count(*) FROM runs_run WHERE status IN ('queued', 'running')"
+    ).fetchone()[0]
+
+
+def kill_workers(stack: Stack, db, rng: random.Random, submitter: subprocess.Popen) -> int:
+    """SIGKILL a random worker every 0.5–2 s and start it again, for ``KILL_SECONDS``."""
+    kills = 0
+    born = dict.fromkeys(range(WORKERS), time.monotonic())
+    deadline = time.monotonic() + KILL_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(rng.uniform(0.5, 2.0))
+        if kills >= MIN_KILLS and submitter.poll() is not None and not active_runs(db):
+            break  # nothing left to interrupt
+        ready = [i for i, t in born.items() if time.monotonic() - t >= MIN_UPTIME_S]
+        if not ready:
+            continue
+        victim = rng.choice(ready)
+        stack.kill(f"worker{victim}")
+        kills += 1
+        stack.start_worker(victim)
+        born[victim] = time.monotonic()
+    return kills
+
+
+def drain(db) -> float:
+    """Wait until no run is queued or running; the seconds it took."""
+    started = time.monotonic()
+    while active_runs(db):
+        if time.monotonic() - started > DRAIN_SECONDS:
+            rows = db.execute(
+                "SELECT id, status, lease_owner, lease_expires_at, updated_at FROM runs_run "
+                "WHERE status IN ('queued', 'running') ORDER BY id LIMIT 20"
+            ).fetchall()
+            raise AssertionError(f"runs still active after {DRAIN_SECONDS:.0f}s: {rows}")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def journal(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def check(db, refunds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every invariant the chaos must not break; returns numbers for the summary."""
+    runs = {
+        row[0]: dict(zip(("status", "reason", "lease_owner", "step_count", "message", *TOTALS),
+                         row[1:], strict=True))
+        for row in db.execute(
+            "SELECT id, status, reason, lease_owner, step_count, input->>'message', "
+            f"{', '.join(TOTALS)} FROM runs_run ORDER BY id"
+        )
+    }
+    assert len(runs) == RUNS, f"{len(runs)} runs in the database, {RUNS} submitted"
+
+    # No run is lost: terminal, or waiting for a human who has an open escalation to decide.
+    open_escalations = Counter(
+        run_id for (run_id,) in db.execute("SELECT run_id FROM runs_escalation "
+                                           "WHERE status = 'open'")
+    )
+    for run_id, run in runs.items():
+        assert run["status"] in TERMINAL | {"waiting_human"}, f"run {run_id} is lost: {run}"
+        assert run["lease_owner"] == "", f"run {run_id} still leased: {run}"
+        want = 1 if run["status"] == "waiting_human" else 0
+        assert open_escalations[run_id] == want, (
+            f"run {run_id} ({run['status']}) has {open_escalations[run_id]} open escalations")
+
+    # Totals equal the sum of the steps; the trace has no gap and no duplicate.
+    steps: dict[int, list[tuple]] = defaultdict(list)
+    for row in db.execute(f"SELECT run_id, index, {', '.join(TOTALS)} FROM runs_step "
+                          "ORDER BY run_id, index"):
+        steps[row[0]].append(row[1:])
+    for run_id, run in runs.items():
+        trace = steps[run_id]
+        assert [s[0] for s in trace] == list(range(run["step_count"])), (
+            f"run {run_id}: step indexes {[s[0] for s in trace]}, step_count "
+            f"{run['step_count']}")
+        for i, name in enumerate(TOTALS, start=1):
+            total = sum((s[i] for s in trace), Decimal(0) if name == "cost_usd" else 0)
+            assert run[name] == total, f"run {run_id}: {name} {run[name]} != steps' {total}"
+
+    # No side effect twice: the ledger and the journal (the outside witness) agree.
+    ledger: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for run_id, key, status in db.execute(
+        "SELECT run_id, idempotency_key, status FROM runs_toolcall WHERE tool = 'issue_refund'"
+    ):
+        ledger[run_id].append((key, status))
+    journal_keys = Counter(r["idempotency_key"] for r in refunds)
+    twice = [key for key, n in journal_keys.items() if n > 1]
+    assert not twice, f"refunds issued twice: {twice}"
+    ledger_keys = {key: (run_id, status) for run_id, rows in ledger.items()
+                   for key, status in rows}
+    assert set(journal_keys) <= set(ledger_keys), (
+        f"refunds without a ledger row: {set(journal_keys) - set(ledger_keys)}")
+    for key, (run_id, status) in ledger_keys.items():
+        if status == "succeeded":
+            assert journal_keys[key] == 1, f"ledger says {key} succeeded; journal disagrees"
+        elif status == "started":  # the worker died around the call: a human must look
+            run = runs[run_id]
+            assert (run["status"], run["reason"]) == ("waiting_human", "tool_outcome_unknown"), (
+                f"run {run_id}: refund {key} outcome unknown but the run is {run}")
+        else:
+            assert journal_keys[key] == 0, f"ledger says {key} failed; journal disagrees"
+
+    # Per scenario: what may happen to it, whatever the kills did.
+    outcomes: Counter[str] = Counter()
+    for run_id, run in runs.items():
+        order = next(o for o in SCENARIOS if o in run["message"])
+        rows = ledger[run_id]
+        outcomes[f"{order}:{run['status']}:{run['reason'] or '-'}"] += 1
+        assert len(rows) <= 1, f"run {run_id}: issue_refund called {len(rows)} times"
+        if order != "1001":
+            assert not rows, f"run {run_id} ({run['message']!r}) issued a refund: {rows}"
+        elif run["status"] == "succeeded":
+            assert [s for _, s in rows] == ["succeeded"], f"run {run_id}: {rows}"
+            assert journal_keys[rows[0][0]] == 1
+        elif run["reason"] != "tool_outcome_unknown":
+            assert not rows, f"run {run_id} ({run['status']}) has a refund: {rows}"
+    return {"outcomes": outcomes, "refunds": len(refunds),
+            "statuses": Counter(r["status"] for r in runs.values()),
+            "steps": sum(len(t) for t in steps.values())}
+
+
+@pytest.fixture
+def stack(tmp_path):
+    if not production_mode():
+        pytest.skip("needs Redis + Postgres: worker processes share the broker")
+    deployment = Stack(
+        workdir=tmp_path, name=f"agentdesk_chaos_{os.getpid()}", workers=WORKERS,
+        worker_args=["--pool", "threads", "-c", "8"], web=False, beat=True,
+        latency_scale=0.05,
+        extra_env={"AGENTDESK_RUN_LEASE_SECONDS": "3", "AGENTDESK_RUN_SLICE_SECONDS": "2"},
+    )
+    try:
+        deployment.start()
+        yield deployment
+    finally:
+        deployment.stop()
+        if deployment.env:
+            drop_database(deployment.env["DATABASE_URL"])
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with contextlib.suppress(psycopg.Error), psycopg.connect(
+        url.rsplit("/", 1)[0] + "/postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.timeout(290)
+def test_runs_survive_workers_killed_at_random(stack, capsys):
+    import psycopg
+
+    seed = int(os.environ.get("CHAOS_SEED", str(time.time_ns() % 1_000_000)))
+    rng = random.Random(seed)
+    orders = list(SCENARIOS)
+    # Each message is unique ("ticket N" is no order number), so model calls are not
+    # served from the response cache and every run spends tokens of its own.
+    messages = [f"{SCENARIOS[orders[i % len(orders)]]} (ticket {i})" for i in range(RUNS)]
+    t0 = time.monotonic()
+    submitter = manage_shell(stack, SUBMITTER, "submitter",
+                             CHAOS_MESSAGES=json.dumps(messages),
+                             CHAOS_SUBMIT_PAUSE=str(SUBMIT_SECONDS / RUNS))
+    reaper = None
+    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as db:
+        try:
+            kills = kill_workers(stack, db, rng, submitter)
+            t_kills = time.monotonic() - t0
+            assert submitter.wait(timeout=60) == 0, (stack.workdir / "submitter.out").read_text()
+            reaper = manage_shell(stack, REAPER, "reaper", CHAOS_REAP_EVERY=str(REAP_EVERY_S))
+            t_drain = drain(db)
+            refunds = journal(stack.workdir / "refunds.jsonl")
+            report = check(db, refunds)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nseed={seed}\n{stack.log_tail()}") from None
+        finally:
+            for proc in (submitter, reaper):
+                if proc is not None:
+                    stop(proc)
+    reaped = sum(
+        int(line.split()[1]) for line in (stack.workdir / "reaper.out").read_text().splitlines()
+        if line.startswith("REAPED ")
+    )
+    summary = (
+        f"\nchaos: seed={seed} runs={RUNS} workers={WORKERS} kills={kills} "
+        f"kill_phase={t_kills:.1f}s drain={t_drain:.1f}s steps={report['steps']} "
+        f"refunds={report['refunds']} reaped_by_test={reaped} (+ beat every 10s)\n"
+        f"  statuses: {dict(sorted(report['statuses'].items()))}\n"
+        f"  outcomes: {dict(sorted(report['outcomes'].items()))}\n"
+    )
+    with capsys.disabled():
+        print(summary)
+    assert kills >= MIN_KILLS, f"only {kills} kills: {summary}"
