@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from django import forms
 
 from agentdesk.agents.support_refunds.agent import MAX_MESSAGE_CHARS
 from agentdesk.runtime.outcomes import Decision
 
 from .models import Agent
+
+EDIT_APPROVE = "edit_approve"
+BUDGET_FIELDS = ("max_steps", "max_seconds", "max_tokens", "max_cost_usd")
 
 
 class NewRunForm(forms.Form):
@@ -25,6 +31,41 @@ class NewRunForm(forms.Form):
 
 
 class DecisionForm(forms.Form):
-    action = forms.ChoiceField(choices=[(d.value, d.value) for d in Decision])
+    """One form for every decision; the button pressed (``action``) says which."""
+
+    action = forms.ChoiceField(
+        choices=[(d.value, d.value) for d in Decision] + [(EDIT_APPROVE, "edit & approve")]
+    )
     message = forms.CharField(required=False, max_length=4000, strip=True,
                               widget=forms.Textarea(attrs={"rows": 2}))
+    args = forms.CharField(required=False, max_length=20_000)
+    max_steps = forms.IntegerField(required=False, min_value=1)
+    max_seconds = forms.FloatField(required=False, min_value=1)
+    max_tokens = forms.IntegerField(required=False, min_value=1)
+    max_cost_usd = forms.DecimalField(required=False, min_value=0, decimal_places=4)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("action") == EDIT_APPROVE:
+            try:
+                data["parsed_args"] = json.loads(data.get("args") or "")
+            except json.JSONDecodeError as exc:
+                self.add_error("args", f"Not valid JSON: {exc.msg} (line {exc.lineno}).")
+        return data
+
+    def decision_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``services.decide``."""
+        data = self.cleaned_data
+        action = data["action"]
+        kwargs: dict[str, Any] = {"decision": action, "message": data.get("message", "")}
+        if action == EDIT_APPROVE:
+            kwargs.update(decision=Decision.APPROVE.value, args=data["parsed_args"])
+        if action == Decision.EXTEND_BUDGET:
+            kwargs["budget"] = {f: data[f] for f in BUDGET_FIELDS if data.get(f) is not None}
+        return kwargs
+
+    def first_error(self) -> str:
+        for field, errors in self.errors.items():
+            label = "" if field == "__all__" else f"{field}: "
+            return f"{label}{errors[0]}"
+        return "Choose an action."

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+
+from agentdesk.runtime.outcomes import BOUND_REASONS
 
 from . import health, selectors, services
 from .forms import DecisionForm, NewRunForm
@@ -29,27 +33,25 @@ def escalation_detail(request: HttpRequest, escalation_id: int) -> HttpResponse:
 def escalation_decide(request: HttpRequest, escalation_id: int) -> HttpResponse:
     esc = selectors.escalation_for(request.user, escalation_id)
     form = DecisionForm(request.POST)
-    error = ""
-    status = 200
+    error, fields, status = "", {}, 200
     if not form.is_valid():
-        error, status = "Choose an action.", 400
+        error, status = form.first_error(), 400
+        fields = {k: [str(e) for e in v] for k, v in form.errors.items()}
     else:
         try:
-            services.decide(
-                escalation_id=esc.pk, user=request.user,
-                decision=form.cleaned_data["action"], message=form.cleaned_data["message"],
-            )
+            services.decide(escalation_id=esc.pk, user=request.user, **form.decision_kwargs())
         except services.ServiceError as exc:
-            error = exc.message
-            status = 409 if isinstance(exc, services.AlreadyDecided | services.RunNotWaiting) \
-                else 400
+            error, fields = exc.message, exc.fields
+            conflict = isinstance(exc, services.AlreadyDecided | services.RunNotWaiting)
+            status = 409 if conflict else 400
     esc.refresh_from_db()
     if request.htmx:
-        ctx = {**_escalation_context(esc), "error": error}
+        ctx = {**_escalation_context(esc), "error": error, "field_errors": fields}
         return render(request, "runs/escalation_detail.html#decision-status", ctx,
                       status=status)
     if error:
-        messages.error(request, error)
+        details = "; ".join(f"{k}: {', '.join(v)}" for k, v in fields.items())
+        messages.error(request, f"{error} {details}".strip())
     else:
         messages.success(request, f"Decision recorded: {esc.decision}.")
     return redirect("escalation_detail", escalation_id=esc.pk)
@@ -57,7 +59,12 @@ def escalation_decide(request: HttpRequest, escalation_id: int) -> HttpResponse:
 
 def _escalation_context(esc) -> dict:
     run = esc.run
-    return {"esc": esc, "run": run, "steps": selectors.steps_of(run), "form": DecisionForm()}
+    return {
+        "esc": esc, "run": run, "steps": selectors.steps_of(run), "form": DecisionForm(),
+        "bound_reasons": BOUND_REASONS,
+        "editable": bool(esc.proposed_tool) and esc.proposed_tool != "final_answer",
+        "args_json": json.dumps(esc.proposed_args, indent=2, sort_keys=True),
+    }
 
 
 @login_required

@@ -138,3 +138,51 @@ def test_admin_rejects_invalid_policy_and_keeps_history_read_only(demo):
     change = client.get(f"/admin/runs/run/{run.pk}/change/")
     assert change.status_code == 200 and 'name="_save"' not in change.content.decode()
     assert client.post(f"/admin/runs/run/{run.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_edit_and_approve_refuses_bad_arguments_with_the_field_error(demo, data_dir):
+    run = submit(demo["team"], demo["operator"], "I want a refund for order 1042")
+    wait_status(run, "waiting_human")
+    esc = open_escalation(run)
+    client = logged_in(demo["operator"])
+    url = f"/escalations/{esc.pk}/decide/"
+    hx = {"HX-Request": "true"}
+    bad_json = client.post(url, {"action": "edit_approve", "args": "{oops"}, headers=hx)
+    assert bad_json.status_code == 400 and "Not valid JSON" in bad_json.content.decode()
+    bad_amount = client.post(
+        url, {"action": "edit_approve", "args": '{"order_id": "1042", "amount": -1}'},
+        headers=hx,
+    )
+    page = bad_amount.content.decode()
+    assert bad_amount.status_code == 400 and "amount" in page and "greater than 0" in page
+    assert Escalation.objects.get(pk=esc.pk).status == "open"
+    ok = client.post(
+        url, {"action": "edit_approve",
+              "args": '{"order_id": "1042", "amount": 20, "reason": "goodwill"}'}, headers=hx,
+    )
+    assert ok.status_code == 200
+    wait_status(run, "succeeded")
+    assert [r["amount"] for r in refunds(data_dir)] == [20.0]
+
+
+def test_extend_budget_and_take_over_from_the_form(demo):
+    Policy.objects.update(on_bound="escalate", max_steps=3)
+    run = submit(demo["team"], demo["operator"], "Where is my order 1077?")
+    wait_status(run, "waiting_human")
+    esc = open_escalation(run)
+    client = logged_in(demo["operator"])
+    page = client.get(f"/escalations/{esc.pk}/").content.decode()
+    assert 'data-testid="extend-budget"' in page
+    resp = client.post(f"/escalations/{esc.pk}/decide/",
+                       {"action": "extend_budget", "max_steps": "30"})
+    assert resp.status_code == 302
+    wait_status(run, "succeeded")
+    assert run.policy_snapshot["max_steps"] == 30
+
+    other = submit(demo["team"], demo["operator"], "I want a refund for order 1042")
+    wait_status(other, "waiting_human")
+    esc = open_escalation(other)
+    client.post(f"/escalations/{esc.pk}/decide/",
+                {"action": "take_over", "message": "Handled by phone."})
+    wait_status(other, "succeeded")
+    assert other.answer == "Handled by phone."
