@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import views
+from .views import pages as views
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/inbox/", permanent=False)),

@@ -41,7 +41,8 @@ KILL_SECONDS = float(os.environ.get("CHAOS_KILL_SECONDS", "40"))
 SUBMIT_SECONDS = KILL_SECONDS * 0.6  # runs keep arriving while workers die
 MIN_KILLS = 10
 WORKERS = 2
-MIN_UPTIME_S = 2.5  # kill a worker once it is consuming again, not while it boots
+# A worker takes ~3.5 s to boot here; each life lasts 3-6 s, so most kills hit it at work.
+LIFE_S = (3.0, 6.0)
 DRAIN_SECONDS = 180.0
 REAP_EVERY_S = 2.0  # beat reaps every 10 s; the drain should not wait for it
 SCENARIOS = {  # order number → what the customer writes
@@ -49,6 +50,20 @@ SCENARIOS = {  # order number → what the customer writes
     "1001": "I want a refund for order 1001",  # a refund below the approval amount
     "1042": "I want a refund for order 1042",  # a refund that needs approval
     "9999": "Where is my order 9999?",  # the order service fails
+}
+# Half the runs refund (the side effect under test). Failing lookups stay rare: two in a
+# row open the order service's circuit breaker (5 failures, 3 attempts each), and then every
+# lookup fails for its 30 s cool-down.
+MIX = ["1001", "1077", "1001", "1042"] * 5
+MIX[-1] = "9999"
+# What may become of each, whatever the kills do. A lookup of a good order fails only when
+# the breaker refused it ("circuit open"); a refund interrupted mid-call waits for a human.
+EXPECTED = {
+    "1077": {("succeeded", ""), ("waiting_human", "tool_failed")},
+    "1001": {("succeeded", ""), ("waiting_human", "tool_failed"),
+             ("waiting_human", "tool_outcome_unknown")},
+    "1042": {("waiting_human", "approval_required"), ("waiting_human", "tool_failed")},
+    "9999": {("waiting_human", "tool_failed")},
 }
 TERMINAL = {"succeeded", "failed", "aborted"}
 TOTALS = ("tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning", "cost_usd")
@@ -99,24 +114,31 @@ def active_runs(db) -> int:
     ).fetchone()[0]
 
 
-def kill_workers(stack: Stack, db, rng: random.Random, submitter: subprocess.Popen) -> int:
-    """SIGKILL a random worker every 0.5–2 s and start it again, for ``KILL_SECONDS``."""
-    kills = 0
-    born = dict.fromkeys(range(WORKERS), time.monotonic())
+def kill_workers(
+    stack: Stack, db, rng: random.Random, submitter: subprocess.Popen
+) -> tuple[int, list[int]]:
+    """For ``KILL_SECONDS``, every 0.5–2 s: SIGKILL a random worker whose life is up (then
+    start it again). Returns the kills and how many runs were leased at each one."""
+    in_flight: list[int] = []
+    death = {i: time.monotonic() + rng.uniform(*LIFE_S) for i in range(WORKERS)}
     deadline = time.monotonic() + KILL_SECONDS
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline or (
+        len(in_flight) < MIN_KILLS and time.monotonic() < deadline + 30
+    ):
         time.sleep(rng.uniform(0.5, 2.0))
-        if kills >= MIN_KILLS and submitter.poll() is not None and not active_runs(db):
+        if len(in_flight) >= MIN_KILLS and submitter.poll() is not None and not active_runs(db):
             break  # nothing left to interrupt
-        ready = [i for i, t in born.items() if time.monotonic() - t >= MIN_UPTIME_S]
-        if not ready:
+        due = [i for i, t in death.items() if time.monotonic() >= t]
+        if not due:
             continue
-        victim = rng.choice(ready)
+        victim = rng.choice(due)
+        in_flight.append(db.execute(
+            "SELECT count(*) FROM runs_run WHERE status = 'running' AND lease_expires_at > now()"
+        ).fetchone()[0])
         stack.kill(f"worker{victim}")
-        kills += 1
         stack.start_worker(victim)
-        born[victim] = time.monotonic()
-    return kills
+        death[victim] = time.monotonic() + rng.uniform(*LIFE_S)
+    return len(in_flight), in_flight
 
 
 def drain(db) -> float:
@@ -201,11 +223,19 @@ def check(db, refunds: list[dict[str, Any]]) -> dict[str, Any]:
             assert journal_keys[key] == 0, f"ledger says {key} failed; journal disagrees"
 
     # Per scenario: what may happen to it, whatever the kills did.
+    last_tool_error = dict(db.execute(
+        "SELECT DISTINCT ON (run_id) run_id, error FROM runs_step WHERE kind = 'tool' "
+        "ORDER BY run_id, index DESC"
+    ).fetchall())
     outcomes: Counter[str] = Counter()
     for run_id, run in runs.items():
         order = next(o for o in SCENARIOS if o in run["message"])
         rows = ledger[run_id]
         outcomes[f"{order}:{run['status']}:{run['reason'] or '-'}"] += 1
+        assert (run["status"], run["reason"]) in EXPECTED[order], f"run {run_id}: {run}"
+        if run["reason"] == "tool_failed" and order != "9999":
+            assert "circuit open" in last_tool_error.get(run_id, ""), (
+                f"run {run_id}: lookup of a good order failed: {last_tool_error.get(run_id)}")
         assert len(rows) <= 1, f"run {run_id}: issue_refund called {len(rows)} times"
         if order != "1001":
             assert not rows, f"run {run_id} ({run['message']!r}) issued a refund: {rows}"
@@ -236,6 +266,7 @@ def stack(tmp_path):
         deployment.stop()
         if deployment.env:
             drop_database(deployment.env["DATABASE_URL"])
+            forget_queue(deployment.env["REDIS_URL"], deployment.name)
 
 
 def drop_database(url: str) -> None:
@@ -248,16 +279,30 @@ def drop_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def forget_queue(url: str, queue: str) -> None:
+    """Drop the stack's queue, cache keys and the messages its killed workers left unacked
+    (Redis would hand those back to a queue nobody reads once their visibility times out)."""
+    import redis
+
+    with contextlib.suppress(redis.RedisError):
+        client = redis.Redis.from_url(url)
+        client.delete(f"_kombu.binding.{queue}", *client.scan_iter(match=f"{queue}*"))
+        for tag, raw in client.hscan_iter("unacked"):
+            with contextlib.suppress(ValueError, LookupError, TypeError):
+                if json.loads(raw)[2] == queue:  # [message, exchange, routing key]
+                    client.hdel("unacked", tag)
+                    client.zrem("unacked_index", tag)
+
+
 @pytest.mark.timeout(290)
 def test_runs_survive_workers_killed_at_random(stack, capsys):
     import psycopg
 
     seed = int(os.environ.get("CHAOS_SEED", str(time.time_ns() % 1_000_000)))
     rng = random.Random(seed)
-    orders = list(SCENARIOS)
     # Each message is unique ("ticket N" is no order number), so model calls are not
     # served from the response cache and every run spends tokens of its own.
-    messages = [f"{SCENARIOS[orders[i % len(orders)]]} (ticket {i})" for i in range(RUNS)]
+    messages = [f"{SCENARIOS[MIX[i % len(MIX)]]} (ticket {i})" for i in range(RUNS)]
     t0 = time.monotonic()
     submitter = manage_shell(stack, SUBMITTER, "submitter",
                              CHAOS_MESSAGES=json.dumps(messages),
@@ -265,7 +310,7 @@ def test_runs_survive_workers_killed_at_random(stack, capsys):
     reaper = None
     with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as db:
         try:
-            kills = kill_workers(stack, db, rng, submitter)
+            kills, in_flight = kill_workers(stack, db, rng, submitter)
             t_kills = time.monotonic() - t0
             assert submitter.wait(timeout=60) == 0, (stack.workdir / "submitter.out").read_text()
             reaper = manage_shell(stack, REAPER, "reaper", CHAOS_REAP_EVERY=str(REAP_EVERY_S))
@@ -284,7 +329,8 @@ def test_runs_survive_workers_killed_at_random(stack, capsys):
     )
     summary = (
         f"\nchaos: seed={seed} runs={RUNS} workers={WORKERS} kills={kills} "
-        f"kill_phase={t_kills:.1f}s drain={t_drain:.1f}s steps={report['steps']} "
+        f"leased_runs_per_kill={sum(in_flight) / max(kills, 1):.1f}\n"
+        f"  kill_phase={t_kills:.1f}s drain={t_drain:.1f}s steps={report['steps']} "
         f"refunds={report['refunds']} reaped_by_test={reaped} (+ beat every 10s)\n"
         f"  statuses: {dict(sorted(report['statuses'].items()))}\n"
         f"  outcomes: {dict(sorted(report['outcomes'].items()))}\n"

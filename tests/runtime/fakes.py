@@ -1,4 +1,5 @@
-"""In-memory doubles for the runtime's ports: a scripted model, a run store and a clock.
+"""In-memory doubles for the runtime's ports: a scripted model, a run store, a clock, a
+team budget and a response cache.
 
 They implement the same protocols as the production adapters, so the engine under test
 cannot tell them apart; they also record what the engine did, for the assertions.
@@ -13,6 +14,7 @@ import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from agentdesk.runtime.llm import ModelReply, ToolCallRequest, estimate_tokens
@@ -273,3 +275,50 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# -- team budget and response cache --------------------------------------------------------
+
+
+class InMemoryTeamBudget:
+    """``TeamBudget`` over one Decimal limit; records every reserve and settle, in order."""
+
+    def __init__(self, limit_usd: Decimal | str = "10") -> None:
+        self.limit = Decimal(limit_usd)
+        self.spent = Decimal("0")
+        self.held = Decimal("0")
+        self.events: list[tuple[str, Decimal] | tuple[str, Decimal, Decimal]] = []
+
+    def reserve(self, amount_usd: Decimal) -> bool:
+        if self.spent + self.held + amount_usd > self.limit:
+            self.events.append(("refused", amount_usd))
+            return False
+        self.held += amount_usd
+        self.events.append(("reserve", amount_usd))
+        return True
+
+    def settle(self, reserved_usd: Decimal, actual_usd: Decimal) -> None:
+        self.held -= reserved_usd
+        self.spent += actual_usd
+        self.events.append(("settle", reserved_usd, actual_usd))
+
+
+class DictResponseCache:
+    """``ResponseCache`` in a dict; entries expire on an injected clock."""
+
+    def __init__(self, clock: Callable[[], float] | None = None) -> None:
+        self.clock = clock or (lambda: 0.0)
+        self.entries: dict[str, tuple[dict[str, Any], float]] = {}
+        self.gets: list[str] = []
+        self.sets: list[tuple[str, int]] = []
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        self.gets.append(key)
+        entry = self.entries.get(key)
+        if entry is None or self.clock() >= entry[1]:
+            return None
+        return copy.deepcopy(entry[0])
+
+    def set(self, key: str, value: dict[str, Any], ttl_seconds: int) -> None:
+        self.sets.append((key, ttl_seconds))
+        self.entries[key] = (copy.deepcopy(value), self.clock() + ttl_seconds)

@@ -3,6 +3,12 @@
 Each rule is a named predicate on the task text; add a rule to ``AMBIGUITY_RULES`` to
 teach every brain a new kind of ambiguity. Only tiers below ``Quality.STRONG`` are
 affected: a strong model reads past hedges, a basic one gets less sure of itself.
+
+The rules are the basic tier's calibration: they fire on the messages where its keyword
+reading (see ``reading``) can differ from a careful one — a negated request, a question
+about policy, several orders, an explicit partial amount — and on hedged wording, where it
+is merely unsure. A tier that is unsure where it is likely wrong is what makes tiering
+(small model first, large model when unsure) safe.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..models import Quality, SimModel
+from .cues import money_amounts, negated_refund, policy_question
 from .text import contains_phrase, order_numbers
 
 AMBIGUOUS_CONFIDENCE = 0.55
@@ -37,6 +44,9 @@ class AmbiguityRule:
 AMBIGUITY_RULES: tuple[AmbiguityRule, ...] = (
     AmbiguityRule("hedged wording", lambda text: contains_phrase(text, HEDGE_PHRASES) is not None),
     AmbiguityRule("several order numbers", lambda text: len(order_numbers(text)) >= 2),
+    AmbiguityRule("negated request", negated_refund),
+    AmbiguityRule("policy question", policy_question),
+    AmbiguityRule("explicit amount", lambda text: bool(money_amounts(text))),
 )
 
 

@@ -1,6 +1,7 @@
 """A read-only view of the app's conversation protocol, so brains never touch raw JSON.
 
-The protocol: ``messages[0]`` is the system prompt starting ``You are the <slug> agent.``;
+The protocol: ``messages[0]`` is the system prompt starting ``You are the <slug> agent.``
+(retrieved knowledge quoted in it one document a line, as ``[source] text``);
 the first user message is the task; later user messages starting ``Operator:`` come from
 a human operator; assistant ``tool_calls`` are answered by ``tool`` messages whose content
 is ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}``.
@@ -18,6 +19,7 @@ from ..faults import strip_markers
 from ..usage import content_text
 
 _SLUG_RE = re.compile(r"^\s*You are the ([A-Za-z0-9][A-Za-z0-9_-]*) agent\.")
+_KNOWLEDGE_RE = re.compile(r"^\[(?P<source>[^\]\n]+)\] (?P<text>.+)$", re.MULTILINE)
 OPERATOR_PREFIX = "Operator:"
 
 
@@ -61,6 +63,8 @@ class Conversation:
     latest_user_text: str
     operator_messages: tuple[OperatorMessage, ...]
     exchanges: tuple[ToolExchange, ...]
+    knowledge: tuple[tuple[str, str], ...] = ()
+    """``(source, text)`` of the documents the system prompt quotes as ``[source] text``."""
 
     @property
     def latest_operator(self) -> OperatorMessage | None:
@@ -69,6 +73,10 @@ class Conversation:
     def calls_to(self, tool: str) -> list[ToolExchange]:
         """Calls to ``tool`` in conversation order."""
         return [exchange for exchange in self.exchanges if exchange.name == tool]
+
+    def document(self, source: str) -> str | None:
+        """Text of the quoted knowledge document ``source``, if the prompt has it."""
+        return next((text for name, text in self.knowledge if name == source), None)
 
     def operator_spoke_after(self, index: int) -> bool:
         """True when an operator message follows position ``index``."""
@@ -115,12 +123,16 @@ def read_conversation(messages: Sequence[dict[str, Any]]) -> Conversation:
         ToolExchange(call_id, name, arguments, results.get(call_id), index)
         for call_id, (name, arguments, index) in calls.items()
     )
+    system = content_text(messages[0].get("content")) if messages else ""
     return Conversation(
         agent_slug=agent_slug(messages),
         task=task or "",
         latest_user_text=latest_user,
         operator_messages=tuple(operators),
         exchanges=exchanges,
+        knowledge=tuple((m["source"], m["text"]) for m in _KNOWLEDGE_RE.finditer(system))
+        if agent_slug(messages)
+        else (),
     )
 
 

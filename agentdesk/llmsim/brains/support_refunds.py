@@ -3,12 +3,18 @@
 The brain is a pure function of the conversation, re-evaluated from scratch on every
 call, so a conversation replayed to it always gets the same next step:
 
-1. no order number (task, else the latest operator message naming one) -> ask for it;
+1. no order number (task, else the latest operator message naming one) -> ask for it,
+   unless the task is a question about policy, answered from the retrieved knowledge;
 2. order not looked up yet (or the operator answered after a failed lookup) -> lookup_order;
 3. lookup failed -> ask the operator how to proceed, never inventing order data;
-4. a refund was already attempted -> report its outcome (issue_refund is never called twice);
-5. refund intent (refund / money back / return) and no operator veto -> issue_refund;
-6. otherwise -> summarise the order status.
+4. several orders and none singled out -> ask which one;
+5. a refund was already attempted -> report its outcome (issue_refund is never called twice);
+6. a policy question -> the order's status and the policy that answers it;
+7. refund intent (refund / money back / return) and no operator veto -> issue_refund;
+8. otherwise -> summarise the order status.
+
+How the task is read (which order, refund or not, which amount) depends on the tier: see
+``reading``. A basic tier's confidence is calibrated by ``ambiguity``.
 """
 
 from __future__ import annotations
@@ -20,22 +26,14 @@ from typing import Any
 from ..models import SimModel
 from .ambiguity import calibrate
 from .conversation import Conversation, ToolExchange
+from .cues import policy_topic
+from .reading import Intent, TaskReading, read_task
 from .replies import Decision, Reply, ToolCall
-from .text import contains_phrase, first_sentence, format_money, order_numbers
+from .text import contains_phrase, first_sentence, format_money
 
 LOOKUP_TOOL = "lookup_order"
 REFUND_TOOL = "issue_refund"
 
-REFUND_INTENT_PHRASES: tuple[str, ...] = (
-    "refund",
-    "refunds",
-    "refunded",
-    "money back",
-    "return",
-    "returns",
-    "returned",
-    "returning",
-)
 DO_NOT_REFUND_PHRASES: tuple[str, ...] = (
     "don't refund",
     "dont refund",
@@ -64,8 +62,13 @@ def reply(conversation: Conversation, model: SimModel) -> Reply:
     def sure(confidence: float) -> float:
         return calibrate(confidence, conversation.task, model)
 
-    order_id = find_order_id(conversation)
+    reading = read_task(conversation, model)
+    order_id = reading.order_id
     if order_id is None:
+        if reading.intent is Intent.POLICY:
+            policy = policy_answer(conversation)
+            if policy is not None:
+                return Decision.final(policy, sure(0.85))
         return Decision.ask("Which order number is this about?", sure(0.3))
 
     lookup = _latest_call(conversation, LOOKUP_TOOL, order_id)
@@ -78,14 +81,29 @@ def reply(conversation: Conversation, model: SimModel) -> Reply:
         )
     order: dict[str, Any] = lookup.result.result if isinstance(lookup.result.result, dict) else {}
 
+    if reading.unclear_between:
+        orders = " and ".join(reading.unclear_between)
+        return Decision.ask(f"You mention orders {orders}. Which one is this about?", sure(0.4))
+
     refunds = conversation.calls_to(REFUND_TOOL)
     if refunds:
         return _refund_outcome(conversation, refunds[-1], order_id, order, sure)
 
-    intent_source = refund_intent_source(conversation)
-    if intent_source is None:
+    if reading.intent is Intent.POLICY:
+        policy = policy_answer(conversation) or ""
+        return Decision.final(f"{summarise(order_id, order)} {policy}".strip(), sure(0.85))
+    if reading.intent is Intent.STATUS:
         return Decision.final(summarise(order_id, order), sure(0.9))
+    return _refund(conversation, reading, order_id, order, sure)
 
+
+def _refund(
+    conversation: Conversation,
+    reading: TaskReading,
+    order_id: str,
+    order: dict[str, Any],
+    sure: Callable[[float], float],
+) -> Reply:
     veto = conversation.latest_operator
     if veto is not None and contains_phrase(veto.text, DO_NOT_REFUND_PHRASES):
         return Decision.final(
@@ -103,36 +121,35 @@ def reply(conversation: Conversation, model: SimModel) -> Reply:
             f"Order {order_id} has no total I can refund. What amount should I refund?",
             sure(0.2),
         )
+    amount = float(total) if reading.amount is None else reading.amount
+    if amount > float(total):
+        money = format_money(float(total), order.get("currency"))
+        return Decision.ask(
+            f"The customer asks for more than the order total ({money}). How much should I "
+            "refund?",
+            sure(0.3),
+        )
     return ToolCall(
         REFUND_TOOL,
         {
             "order_id": order_id,
-            "amount": float(total),
-            "reason": refund_reason(intent_source),
+            "amount": amount,
+            "reason": refund_reason(reading.intent_source or conversation.task),
             "confidence": sure(0.9),
         },
     )
 
 
-def find_order_id(conversation: Conversation) -> str | None:
-    """First order number of the task, else of the latest operator message that has one."""
-    found = order_numbers(conversation.task)
-    if found:
-        return found[0]
-    for message in reversed(conversation.operator_messages):
-        found = order_numbers(message.text)
-        if found:
-            return found[0]
-    return None
-
-
-def refund_intent_source(conversation: Conversation) -> str | None:
-    """The message asking for a refund: the task, else the first operator message that does."""
-    candidates = [conversation.task, *(m.text for m in conversation.operator_messages)]
-    for text in candidates:
-        if contains_phrase(text, REFUND_INTENT_PHRASES):
-            return text
-    return None
+def policy_answer(conversation: Conversation) -> str | None:
+    """The first two sentences of the retrieved document the question is about."""
+    topic = policy_topic(conversation.task)
+    text = conversation.document(topic) if topic else None
+    if text is None and conversation.knowledge:
+        text = conversation.knowledge[0][1]
+    if not text:
+        return None
+    sentences = re.split(r"(?<=[.!?])\s+", text.strip())
+    return " ".join(sentences[:2])
 
 
 def refund_reason(message: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-ORDER_NUMBER_RE = re.compile(r"(?<!\d)\d{4,6}(?!\d)")
-"""An order number is a standalone run of 4 to 6 digits."""
+ORDER_NUMBER_RE = re.compile(r"(?<![\d$€£.,])\d{4,6}(?!\d|[.,]\d)")
+"""An order number is a standalone run of 4 to 6 digits (not part of an amount like $1250)."""
 
 _CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 

@@ -12,8 +12,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from agentdesk.runtime.outcomes import BOUND_REASONS
 
-from . import health, selectors, services
-from .forms import DecisionForm, NewRunForm
+from .. import health, selectors, services
+from ..forms import DecisionForm, NewRunForm
 
 
 @login_required

@@ -1,0 +1,76 @@
+"""Escalations (what an operator must decide) and the audit log of who did what."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from agentdesk.runtime.outcomes import Reason
+
+from .common import choices_of
+from .runs import Run
+from .teams import ApiKey, Team
+
+
+class Escalation(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        DECIDED = "decided"
+        EXPIRED = "expired"
+        CANCELLED = "cancelled"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="escalations")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="escalations")
+    step_index = models.PositiveIntegerField()
+    reason = models.CharField(max_length=40, choices=choices_of(Reason))
+    question = models.TextField()
+    proposed_tool = models.CharField(max_length=100, blank=True, default="")
+    proposed_args = models.JSONField(default=dict, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    context = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    decision = models.CharField(max_length=20, blank=True, default="")
+    decision_message = models.TextField(blank=True, default="")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    priority = models.PositiveSmallIntegerField(
+        default=50, help_text="Lower is more urgent (approvals and failures first)."
+    )
+    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["team", "status", "-created_at"], name="esc_inbox"),
+            models.Index(fields=["status", "deadline_at"], name="esc_deadline"),
+            models.Index(fields=["team", "status", "priority", "deadline_at"],
+                         name="esc_triage"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Escalation {self.pk} ({self.reason}, {self.status})"
+
+
+class AuditEvent(models.Model):
+    """Who did what, when: every decision, claim and API action, append-only."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                              on_delete=models.SET_NULL, related_name="+")
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    action = models.CharField(max_length=40)
+    target_type = models.CharField(max_length=40)
+    target_id = models.CharField(max_length=40)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["team", "-created_at"], name="audit_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_type}:{self.target_id}"

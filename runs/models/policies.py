@@ -1,0 +1,163 @@
+"""Policies (limits, thresholds, models, approval rules), rules and model prices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from .common import ZERO
+
+
+class ModelPrice(models.Model):
+    """USD per million tokens, from the provider's price list."""
+
+    model = models.CharField(max_length=100, unique=True)
+    input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4)
+    cached_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4)
+    output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4)
+
+    def __str__(self) -> str:
+        return self.model
+
+
+class Policy(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    max_steps = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
+    max_seconds = models.PositiveIntegerField(default=300, validators=[MinValueValidator(1)])
+    max_tokens = models.PositiveIntegerField(default=50_000, validators=[MinValueValidator(1)])
+    max_cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("1.00"),
+                                       validators=[MinValueValidator(ZERO)])
+    max_output_tokens = models.PositiveIntegerField(default=512,
+                                                    validators=[MinValueValidator(16)])
+    confidence_threshold = models.FloatField(
+        default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Decisions below this confidence go up a tier, then to a human.",
+    )
+    approval_amount_usd = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, default=Decimal("100"),
+        validators=[MinValueValidator(ZERO)],
+        help_text="Side-effecting tool calls with an amount above this need approval. "
+                  "Empty: no amount rule.",
+    )
+    approval_tools = models.JSONField(
+        default=list, blank=True,
+        help_text='Tools that always need approval, e.g. ["issue_refund"].',
+    )
+    small_model = models.CharField(max_length=100, default="sim-small")
+    large_model = models.CharField(max_length=100, default="sim-large", blank=True)
+    downgrade_after = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1)],
+        help_text="Confident large-model steps in a row before the run steps back down.",
+    )
+    on_bound = models.CharField(
+        max_length=10, choices=[("fail", "fail"), ("escalate", "escalate to a human")],
+        default="fail", help_text="What hitting a limit does: fail the run, or let a human "
+                                  "extend the budget.",
+    )
+    loop_repeat_limit = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1)],
+        help_text="The same tool call with the same arguments more often than this is a loop.",
+    )
+    no_progress_limit = models.PositiveSmallIntegerField(
+        default=4, validators=[MinValueValidator(1)],
+        help_text="Tool results in a row that bring nothing new before the loop stops.",
+    )
+    cache_ttl_seconds = models.PositiveIntegerField(
+        default=300, help_text="Identical deterministic model requests are served from a "
+                               "cache this long. 0: off.",
+    )
+    human_timeout_seconds = models.PositiveIntegerField(
+        null=True, blank=True, default=3600,
+        help_text="How long an escalation may wait for a human. Empty: forever.",
+    )
+    human_timeout_action = models.CharField(
+        max_length=10, choices=[("fail", "fail the run"), ("fallback", "send the fallback answer")],
+        default="fail",
+    )
+    fallback_answer = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        known = set(ModelPrice.objects.values_list("model", flat=True))
+        for field in ("small_model", "large_model"):
+            name = getattr(self, field)
+            if name and known and name not in known:
+                errors[field] = f"Unknown model {name!r}; known: {', '.join(sorted(known))}."
+        if not isinstance(self.approval_tools, list) or not all(
+            isinstance(t, str) for t in self.approval_tools
+        ):
+            errors["approval_tools"] = "A JSON list of tool names."
+        if self.human_timeout_action == "fallback" and not self.fallback_answer.strip():
+            errors["fallback_answer"] = "A fallback answer is needed for the fallback action."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Rule(models.Model):
+    """A deterministic rule checked before any model: conditions on the input → an action."""
+
+    class Action(models.TextChoices):
+        ANSWER = "answer", "answer from a template"
+        TOOL = "tool", "make a fixed tool call"
+        ESCALATE = "escalate", "send to a human"
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="rules")
+    name = models.CharField(max_length=100)
+    priority = models.PositiveSmallIntegerField(default=100, help_text="Lower runs first.")
+    enabled = models.BooleanField(default=True)
+    conditions = models.JSONField(
+        default=list,
+        help_text='All must hold, e.g. [{"field": "message", "op": "contains", "value": '
+                  '"password"}]. Ops: equals, contains, regex, gt, lt, exists.',
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    answer = models.TextField(blank=True, default="",
+                              help_text="Template for the answer; {message} etc. from the input.")
+    tool = models.CharField(max_length=100, blank=True, default="")
+    tool_args = models.JSONField(default=dict, blank=True)
+    question = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["priority", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from agentdesk.runtime.state import RuleSpec
+
+        errors: dict[str, str] = {}
+        try:
+            RuleSpec.model_validate(self.as_spec_dict())
+        except Exception as exc:
+            errors["conditions"] = f"Invalid rule: {exc}"
+        ops = {"equals", "contains", "regex", "gt", "lt", "exists"}
+        if isinstance(self.conditions, list):
+            if not self.conditions:
+                errors["conditions"] = "At least one condition."
+            for cond in self.conditions:
+                if not isinstance(cond, dict) or cond.get("op", "equals") not in ops:
+                    errors["conditions"] = f"Each condition needs a field and an op in {ops}."
+        if self.action == self.Action.ANSWER and not self.answer.strip():
+            errors["answer"] = "An answer template is needed."
+        if self.action == self.Action.TOOL and not self.tool:
+            errors["tool"] = "Name the tool to call."
+        if errors:
+            raise ValidationError(errors)
+
+    def as_spec_dict(self) -> dict:
+        return {
+            "name": self.name, "conditions": self.conditions, "action": self.action,
+            "answer": self.answer, "tool": self.tool, "tool_args": self.tool_args,
+            "question": self.question,
+        }

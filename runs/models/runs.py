@@ -1,0 +1,170 @@
+"""Agents, runs with their trace (steps), the tool ledger and the team's daily spend.
+
+A Run's ``state`` column is the runtime's checkpoint (``RunState`` as JSON); the other run
+columns mirror what people filter and sort on, and are written in the same transaction.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
+
+from .common import ZERO, choices_of
+from .policies import Policy
+from .teams import Team
+
+
+class Agent(models.Model):
+    """A team's use of a shipped agent (``slug`` names its code in ``agentdesk.agents``)."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="agents")
+    slug = models.SlugField()
+    name = models.CharField(max_length=200)
+    input_schema = models.JSONField(default=dict, blank=True)
+    policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="agents")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "slug"], name="agent_per_team")]
+
+    def __str__(self) -> str:
+        return f"{self.slug} ({self.team.slug})"
+
+
+class Run(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="runs")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="runs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    input = models.JSONField()
+    status = models.CharField(max_length=20, choices=choices_of(RunStatus),
+                              default=RunStatus.QUEUED)
+    reason = models.CharField(max_length=40, choices=choices_of(Reason), default="", blank=True)
+    answer = models.TextField(blank=True, default="")
+    policy_snapshot = models.JSONField()
+    state = models.JSONField()
+    step_count = models.PositiveIntegerField(default=0)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    tokens_cached = models.PositiveBigIntegerField(default=0)
+    tokens_reasoning = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=ZERO)
+    active_seconds = models.FloatField(default=0)
+    idempotency_key = models.CharField(max_length=200, blank=True, default="")
+    request_hash = models.CharField(max_length=64, blank=True, default="")
+    callback_url = models.URLField(blank=True, default="")
+    api_key = models.ForeignKey("ApiKey", null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="runs")
+    lease_owner = models.CharField(max_length=64, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["team", "-created_at"], name="run_team_recent"),
+            models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
+            models.Index(fields=["team", "status"], name="run_team_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "idempotency_key"], condition=~models.Q(idempotency_key=""),
+                name="one_run_per_idempotency_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return RunStatus(self.status).is_terminal
+
+    @property
+    def usage_bars(self) -> list[dict[str, object]]:
+        """Usage against the snapshot's limits, for the run page's bars."""
+        snap = self.policy_snapshot or {}
+        pairs = [
+            ("Steps", self.step_count, snap.get("max_steps")),
+            ("Tokens", self.tokens_in + self.tokens_out, snap.get("max_tokens")),
+            ("Cost (USD)", self.cost_usd, snap.get("max_cost_usd")),
+            ("Active seconds", round(self.active_seconds, 1), snap.get("max_seconds")),
+        ]
+        bars = []
+        for label, used, limit in pairs:
+            limit_f = float(limit) if limit else 0.0
+            pct = min(100.0, float(used) / limit_f * 100) if limit_f else 0.0
+            bars.append({"label": label, "used": used, "limit": limit, "pct": round(pct, 1)})
+        return bars
+
+
+class Step(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    index = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, choices=choices_of(StepKind))
+    name = models.CharField(max_length=100, blank=True, default="")
+    tier = models.CharField(max_length=20, blank=True, default="")
+    model = models.CharField(max_length=100, blank=True, default="")
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    tokens_cached = models.PositiveIntegerField(default=0)
+    tokens_reasoning = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=8, default=ZERO)
+    latency_ms = models.PositiveIntegerField(default=0)
+    confidence = models.FloatField(null=True, blank=True)
+    args = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="one_step_per_index")]
+
+    def __str__(self) -> str:
+        return f"#{self.index} {self.kind} {self.name}"
+
+
+class ToolCall(models.Model):
+    """The ledger: one row per tool execution, keyed ``run:step`` so none runs twice."""
+
+    class Status(models.TextChoices):
+        STARTED = "started"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tool_calls")
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    tool = models.CharField(max_length=100)
+    args = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.STARTED)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.tool} [{self.idempotency_key}] {self.status}"
+
+
+class TeamDailySpend(models.Model):
+    """Today's model spend of a team: reserved before each call, settled after it.
+
+    Reservations are conditional UPDATEs (``spent + reserved + x <= budget``), so any number
+    of workers running the team's runs at once can never overshoot the budget.
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="daily_spend")
+    day = models.DateField()
+    spent_usd = models.DecimalField(max_digits=14, decimal_places=8, default=ZERO)
+    reserved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=ZERO)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "day"], name="one_spend_per_day")]
+
+    def __str__(self) -> str:
+        return f"{self.team} {self.day}: {self.spent_usd}"
