@@ -39,10 +39,13 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "ninja",  # its own static Swagger UI: the API docs work offline
     "runs",
 ]
 
 MIDDLEWARE = [
+    "agentdesk.middleware.RequestIdMiddleware",
+    "runs.api.middleware.ApiBoundaryMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -87,7 +90,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+    # one test database per process: parallel test sessions never share a file
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -132,6 +136,8 @@ CELERY_BEAT_SCHEDULE = {
     "reap-expired-leases": {"task": "runs.tasks.reap_runs", "schedule": 10.0},
     # Escalations past their human-wait deadline get the policy's timeout action.
     "expire-escalations": {"task": "runs.tasks.expire_escalations", "schedule": 15.0},
+    # Webhook deliveries whose retry message was lost (or whose receiver was down) go again.
+    "retry-webhooks": {"task": "runs.tasks.retry_webhooks", "schedule": 30.0},
 }
 
 # --- LLM -----------------------------------------------------------------------------------
@@ -149,6 +155,30 @@ LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
 # --- app limits ---------------------------------------------------------------------------
 MAX_INPUT_BYTES = env.int("AGENTDESK_MAX_INPUT_BYTES", default=256 * 1024)
 DEMO_PASSWORD = env("AGENTDESK_DEMO_PASSWORD", default="")
+
+# --- REST API, webhooks, metrics ------------------------------------------------------------
+# A request body may carry the input plus a small envelope (agent, keys, callback URL).
+API_MAX_BODY_BYTES = env.int("AGENTDESK_API_MAX_BODY_BYTES", default=MAX_INPUT_BYTES + 16 * 1024)
+API_PAGE_SIZE_MAX = env.int("AGENTDESK_API_PAGE_SIZE_MAX", default=100)
+WEBHOOK_TIMEOUT_SECONDS = env.float("AGENTDESK_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("AGENTDESK_WEBHOOK_MAX_ATTEMPTS", default=15)
+WEBHOOK_BACKOFF_BASE_SECONDS = env.float("AGENTDESK_WEBHOOK_BACKOFF_BASE_SECONDS", default=2.0)
+WEBHOOK_BACKOFF_MAX_SECONDS = env.float("AGENTDESK_WEBHOOK_BACKOFF_MAX_SECONDS", default=3600.0)
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+OTEL_EXPORTER_OTLP_ENDPOINT = env("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+
+# --- production hardening (``manage.py check --deploy`` is clean with these set) ----------
+if env.bool("DJANGO_SECURE", default=False):
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=True)
+    # Load balancers probe over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+    if env.bool("DJANGO_BEHIND_PROXY", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
 
 # --- auth, static, i18n ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

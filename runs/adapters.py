@@ -18,7 +18,7 @@ from agentdesk.runtime.outcomes import RunStatus
 from agentdesk.runtime.ports import LeaseLost, LedgerEntry
 from agentdesk.runtime.state import EscalationRequest, RunState, StepRecord
 
-from . import fragments
+from . import fragments, webhooks
 from .events import publish_on_commit
 from .models import Escalation, Run, Step, ToolCall
 
@@ -76,6 +76,7 @@ class DjangoRunStore:
                     confidence=escalation.confidence, context=escalation.context,
                     deadline_at=self._deadline(now),
                 )
+            webhooks.record_status_change(self.run)  # queues run.<status> events, if any
             run = self.run
             publish_on_commit(
                 lambda: fragments.run_progress(run, row)

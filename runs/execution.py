@@ -13,6 +13,7 @@ from functools import cache
 
 import structlog
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -26,7 +27,7 @@ from agentdesk.runtime.state import PolicySnapshot, RunState, StepRecord
 from .adapters import DjangoRunStore
 from .breakers import breaker_store
 from .budgets import DjangoTeamBudget
-from .models import Run
+from .models import Run, Team
 from .response_cache import DjangoResponseCache
 
 log = structlog.get_logger(__name__)
@@ -45,17 +46,55 @@ def gateway(base_url: str | None, api_key: str) -> OpenAIGateway:
 
 def take_lease(run_id: int, owner: str) -> Run | None:
     now = timezone.now()
-    taken = (
-        Run.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
-        .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now) | Q(lease_expires_at=None))
-        .update(
-            lease_owner=owner, status=RunStatus.RUNNING,
-            lease_expires_at=now + timedelta(seconds=settings.RUN_LEASE_SECONDS),
+    with transaction.atomic():
+        if not _has_capacity(run_id):
+            return None  # stays queued; started when one of its team's runs stops
+        taken = (
+            Run.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+            .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now) | Q(lease_expires_at=None))
+            .update(
+                lease_owner=owner, status=RunStatus.RUNNING,
+                lease_expires_at=now + timedelta(seconds=settings.RUN_LEASE_SECONDS),
+            )
         )
-    )
     if not taken:
         return None
     return Run.objects.select_related("agent", "team").get(pk=run_id)
+
+
+def _has_capacity(run_id: int) -> bool:
+    """May this run start now under its team's ``max_running_runs``?
+
+    Only a QUEUED run of a capped team is checked: a RUNNING one already holds its slot.
+    The team row is locked (SELECT … FOR UPDATE; SQLite's write transactions are serial
+    anyway) so two workers cannot both see the last free slot.
+    """
+    row = (Run.objects.filter(pk=run_id)
+           .values("status", "team_id", "team__max_running_runs").first())
+    if row is None or row["status"] != RunStatus.QUEUED or not row["team__max_running_runs"]:
+        return True
+    list(Team.objects.select_for_update().filter(pk=row["team_id"]).values_list("pk"))
+    running = Run.objects.filter(team_id=row["team_id"], status=RunStatus.RUNNING).count()
+    return running < row["team__max_running_runs"]
+
+
+def start_queued_runs(team_id: int) -> int:
+    """A run of ``team_id`` stopped running: enqueue its oldest queued runs, as many as it
+    has free slots (only for a capped team; uncapped runs were enqueued on submit)."""
+    from .tasks import advance_run
+
+    cap = Team.objects.filter(pk=team_id).values_list("max_running_runs", flat=True).first()
+    if not cap:
+        return 0
+    running = Run.objects.filter(team_id=team_id, status=RunStatus.RUNNING).count()
+    free = max(0, cap - running)
+    ids = list(
+        Run.objects.filter(team_id=team_id, status=RunStatus.QUEUED, lease_owner="")
+        .order_by("created_at", "pk").values_list("pk", flat=True)[:free]
+    )
+    for queued_id in ids:
+        advance_run.delay(queued_id)
+    return len(ids)
 
 
 def release_lease(run_id: int, owner: str) -> None:
@@ -75,6 +114,7 @@ def advance(run_id: int) -> str:
     if spec is None:
         state.status, state.reason = RunStatus.FAILED, Reason.TOOL_FAILED
         store.commit(state)
+        start_queued_runs(run.team_id)
         return DONE
     structlog.contextvars.bind_contextvars(run_id=run_id, team=run.team.slug,
                                            agent=run.agent.slug)
@@ -92,6 +132,7 @@ def advance(run_id: int) -> str:
         state = engine.advance(state, slice_seconds=settings.RUN_SLICE_SECONDS)
     except LeaseLost:
         log.warning("lease lost; another owner continues")
+        start_queued_runs(run.team_id)  # e.g. cancelled: its slot is free
         return DONE
     finally:
         structlog.contextvars.unbind_contextvars("run_id", "team", "agent")
@@ -100,6 +141,7 @@ def advance(run_id: int) -> str:
         return MORE_WORK
     log.info("run paused or ended", run_id=run_id, status=state.status.value,
              reason=state.reason.value, steps=state.step_count)
+    start_queued_runs(run.team_id)
     return DONE
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
 
-from . import fragments
+from . import fragments, webhooks
 from .events import publish_on_commit
 from .models import Escalation, Run, Step
 
@@ -77,6 +77,7 @@ def _expire(esc_id: int, now) -> int:
                 error="human_timeout: no decision before the deadline",
             )
             run.refresh_from_db()
+            webhooks.record_status_change(run)
         publish_on_commit(
             lambda: fragments.escalation_closed(esc) + fragments.run_progress(run, None)
         )

@@ -3,13 +3,14 @@ fires follow-up work only after commit, so a worker never sees a half-written ru
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
@@ -18,9 +19,9 @@ from agentdesk.runtime.outcomes import Decision, Reason, RunStatus, StepKind
 from agentdesk.runtime.state import HumanInput, PolicySnapshot, RuleSpec, RunState
 from agentdesk.runtime.state import ModelPrice as PriceRow
 
-from . import fragments
+from . import fragments, webhooks
 from .events import publish_on_commit
-from .models import Agent, Escalation, ModelPrice, Policy, Run, Step, Team
+from .models import Agent, AuditEvent, Escalation, ModelPrice, Policy, Run, Step, Team
 
 
 class ServiceError(Exception):
@@ -52,6 +53,14 @@ class AlreadyDecided(ServiceError):
 
 class RunNotWaiting(ServiceError):
     code = "run_not_waiting"
+
+
+class IdempotencyConflict(ServiceError):
+    code = "idempotency_conflict"
+
+
+class RunFinished(ServiceError):
+    code = "run_finished"
 
 
 def policy_snapshot(policy: Policy) -> PolicySnapshot:
@@ -98,8 +107,29 @@ def validate_input(agent: Agent, task_input: Any) -> dict[str, Any]:
         raise InputInvalid("The input does not match the agent's schema.", fields) from None
 
 
-def submit_run(*, team: Team, agent_slug: str, task_input: Any, user_id: int | None) -> Run:
-    """Create a run and enqueue it. Raises NotFound/InputInvalid/InputTooLarge."""
+def request_hash(agent_slug: str, task_input: Any, callback_url: str = "") -> str:
+    """SHA-256 of the canonical JSON of what a submission asks for (idempotency check)."""
+    body = {"agent": agent_slug, "input": task_input, "callback_url": callback_url or ""}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit_run(
+    *, team: Team, agent_slug: str, task_input: Any, user_id: int | None,
+    idempotency_key: str = "", callback_url: str = "", api_key_id: int | None = None,
+) -> Run:
+    """Create a run and enqueue it. Raises NotFound/InputInvalid/InputTooLarge.
+
+    With an ``idempotency_key`` a repeated submission returns the team's earlier run with
+    that key (``run.replayed`` is then True) if it asked for the same thing, and raises
+    IdempotencyConflict otherwise. Concurrent retries are settled by the database's unique
+    constraint: the loser re-reads the winner's run.
+    """
+    digest = request_hash(agent_slug, task_input, callback_url) if idempotency_key else ""
+    if idempotency_key:
+        earlier = _replay(team, idempotency_key, digest)
+        if earlier is not None:
+            return earlier
     agent = (
         Agent.objects.select_related("policy")
         .filter(team=team, slug=agent_slug, enabled=True)
@@ -109,16 +139,89 @@ def submit_run(*, team: Team, agent_slug: str, task_input: Any, user_id: int | N
         raise NotFound(f"Unknown agent {agent_slug!r} for team {team.slug!r}.")
     clean = validate_input(agent, task_input)
     snapshot = policy_snapshot(agent.policy)
-    with transaction.atomic():
-        run = Run.objects.create(
-            team=team, agent=agent, created_by_id=user_id, input=clean,
-            policy_snapshot=snapshot.model_dump(mode="json"), state={},
-        )
-        state = RunState(run_id=str(run.pk), agent=agent.slug, input=clean)
-        run.state = state.model_dump(mode="json")
-        run.save(update_fields=["state"])
-        _enqueue_on_commit(run.pk)
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                team=team, agent=agent, created_by_id=user_id, input=clean,
+                policy_snapshot=snapshot.model_dump(mode="json"), state={},
+                idempotency_key=idempotency_key, request_hash=digest,
+                callback_url=callback_url or "", api_key_id=api_key_id,
+            )
+            state = RunState(run_id=str(run.pk), agent=agent.slug, input=clean)
+            run.state = state.model_dump(mode="json")
+            run.save(update_fields=["state"])
+            AuditEvent.objects.create(
+                team=team, actor_id=user_id, api_key_id=api_key_id, action="run.submitted",
+                target_type="run", target_id=str(run.pk),
+                detail={"agent": agent.slug, "idempotency_key": idempotency_key},
+            )
+            _enqueue_on_commit(run.pk)
+    except IntegrityError:
+        earlier = _replay(team, idempotency_key, digest) if idempotency_key else None
+        if earlier is None:
+            raise
+        return earlier
+    run.replayed = False
     return run
+
+
+def _replay(team: Team, idempotency_key: str, digest: str) -> Run | None:
+    run = Run.objects.filter(team=team, idempotency_key=idempotency_key).first()
+    if run is None:
+        return None
+    if run.request_hash != digest:
+        raise IdempotencyConflict(
+            f"Idempotency key {idempotency_key!r} was already used for run {run.pk} with a "
+            "different request.", {"idempotency_key": ["Reused with a different body."]},
+        )
+    run.replayed = True
+    return run
+
+
+def cancel_run(*, run_id: int, user=None, api_key_id: int | None = None) -> Run:
+    """Abort a run that has not ended (``aborted`` / ``aborted_by_operator``).
+
+    The conditional UPDATE fences the worker: a running run's next checkpoint commit
+    (``WHERE status = 'running'``) no longer matches, so it stops with LeaseLost. Open
+    escalations of the run are closed as cancelled. Raises RunFinished when it had ended.
+    """
+    now = timezone.now()
+    actor = user.get_username() if user is not None else _key_name(api_key_id)
+    with transaction.atomic():
+        moved = Run.objects.filter(
+            pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_HUMAN]
+        ).update(status=RunStatus.ABORTED, reason=Reason.ABORTED_BY_OPERATOR, finished_at=now,
+                 updated_at=now, lease_owner="", lease_expires_at=None)
+        run = Run.objects.select_related("team", "agent").get(pk=run_id)
+        if not moved:
+            raise RunFinished(f"Run {run.pk} is {run.status}; it can no longer be cancelled.")
+        closed = list(Escalation.objects.filter(run=run, status=Escalation.Status.OPEN))
+        Escalation.objects.filter(pk__in=[e.pk for e in closed]).update(
+            status=Escalation.Status.CANCELLED, decided_at=now)
+        Step.objects.create(run=run, index=run.step_count, kind=StepKind.HUMAN,
+                            name=Decision.ABORT.value, args={"operator": actor})
+        Run.objects.filter(pk=run.pk).update(step_count=run.step_count + 1)
+        run.step_count += 1
+        AuditEvent.objects.create(
+            team_id=run.team_id, actor=user, api_key_id=api_key_id, action="run.cancelled",
+            target_type="run", target_id=str(run.pk),
+        )
+        webhooks.record_status_change(run)
+        for esc in closed:
+            esc.status = Escalation.Status.CANCELLED
+        publish_on_commit(
+            lambda: sum((fragments.escalation_closed(e) for e in closed), [])
+            + fragments.run_progress(run, None)
+        )
+        transaction.on_commit(lambda: start_queued_runs(run.team_id))
+    return run
+
+
+def start_queued_runs(team_id: int) -> None:
+    """Capacity of a capped team freed up: hand its oldest queued runs to the workers."""
+    from .execution import start_queued_runs as start
+
+    start(team_id)
 
 
 @dataclass(frozen=True)
@@ -132,6 +235,7 @@ def decide(
     escalation_id: int,
     user,
     decision: str,
+    api_key_id: int | None = None,
     message: str = "",
     args: dict[str, Any] | None = None,
     budget: dict[str, Any] | None = None,
@@ -141,7 +245,8 @@ def decide(
 
     The escalation is closed by a conditional UPDATE (``WHERE status = 'open'``), and the
     run is moved from ``waiting_human`` the same way, so a double click, a second operator
-    or a decision on an aborted run can never resume a run twice.
+    or a decision on an aborted run can never resume a run twice. Through the API ``user``
+    is None and ``api_key_id`` names the deciding key (audited, and told to a later loser).
     """
     try:
         choice = Decision(decision)
@@ -174,16 +279,21 @@ def decide(
         if not won:
             raise _already_decided(esc)
         run = esc.run
+        AuditEvent.objects.create(
+            team_id=esc.team_id, actor=user, api_key_id=api_key_id,
+            action="escalation.decided", target_type="escalation", target_id=str(esc.pk),
+            detail={"decision": choice.value, "run_id": run.pk},
+        )
+        operator = user.get_username() if user is not None else _key_name(api_key_id)
         if new_limits is not None:
             Run.objects.filter(pk=run.pk).update(
                 policy_snapshot={**run.policy_snapshot, **new_limits}
             )
         if choice == Decision.ABORT:
-            _abort(run, user, now)
+            _abort(run, operator, now)
         else:
             _resume_with(run, HumanInput(decision=choice.value, message=message,
-                                         operator=user.get_username(), args=args,
-                                         result=result))
+                                         operator=operator, args=args, result=result))
         publish_on_commit(
             lambda: fragments.escalation_closed(esc) + fragments.run_progress(run, None)
         )
@@ -244,9 +354,22 @@ def validate_tool_args(esc: Escalation, args: Any) -> dict[str, Any]:
 def _already_decided(esc: Escalation) -> ServiceError:
     if esc.status == Escalation.Status.CANCELLED:
         return RunNotWaiting("This escalation was closed because its run is no longer waiting.")
-    who = esc.decided_by.get_username() if esc.decided_by else "someone"
+    who = esc.decided_by.get_username() if esc.decided_by else _decider_key(esc)
     when = timezone.localtime(esc.decided_at).strftime("%H:%M:%S") if esc.decided_at else ""
     return AlreadyDecided(f"Already decided by {who} ({esc.decision}) at {when}.")
+
+
+def _key_name(api_key_id: int | None) -> str:
+    from .models import ApiKey
+
+    key = ApiKey.objects.filter(pk=api_key_id).first() if api_key_id else None
+    return f"api-key:{key.name}" if key else "api-key"
+
+
+def _decider_key(esc: Escalation) -> str:
+    event = (AuditEvent.objects.filter(action="escalation.decided", target_type="escalation",
+                                       target_id=str(esc.pk)).order_by("pk").first())
+    return _key_name(event.api_key_id) if event and event.api_key_id else "someone"
 
 
 def _resume_with(run: Run, human: HumanInput) -> None:
@@ -263,7 +386,7 @@ def _resume_with(run: Run, human: HumanInput) -> None:
     _enqueue_on_commit(run.pk)
 
 
-def _abort(run: Run, user, now) -> None:
+def _abort(run: Run, operator: str, now) -> None:
     moved = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING_HUMAN).update(
         status=RunStatus.ABORTED, reason=Reason.ABORTED_BY_OPERATOR, finished_at=now,
         updated_at=now, lease_owner="",
@@ -273,10 +396,11 @@ def _abort(run: Run, user, now) -> None:
     run.refresh_from_db()
     Step.objects.create(
         run=run, index=run.step_count, kind=StepKind.HUMAN, name=Decision.ABORT.value,
-        args={"operator": user.get_username()},
+        args={"operator": operator},
     )
     Run.objects.filter(pk=run.pk).update(step_count=run.step_count + 1)
     run.step_count += 1
+    webhooks.record_status_change(run)
 
 
 def _enqueue_on_commit(run_id: int) -> None:

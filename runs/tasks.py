@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import execution, maintenance
+from . import execution, maintenance, webhooks
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
@@ -22,3 +22,15 @@ def reap_runs() -> int:
 @shared_task(ignore_result=True)
 def expire_escalations() -> int:
     return maintenance.expire_escalations()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def deliver_webhook(delivery_id: int) -> None:
+    retry_in = webhooks.attempt(delivery_id)
+    if retry_in is not None:
+        deliver_webhook.apply_async((delivery_id,), countdown=retry_in)
+
+
+@shared_task(ignore_result=True)
+def retry_webhooks() -> int:
+    return webhooks.retry_due()

@@ -21,7 +21,7 @@ from .faults import (
     FaultKind,
     FaultLedger,
     FaultSpecError,
-    conversation_step_key,
+    conversation_key,
     error_response,
     requested_fault,
 )
@@ -143,7 +143,7 @@ class SimApp:
             return _unknown_model(request.model)
 
         kind = None
-        if fault and self.fault_ledger.should_fail(conversation_step_key(request.messages), fault):
+        if fault and self.fault_ledger.should_fail(conversation_key(request.messages), fault):
             kind = fault.kind
         if kind in {FaultKind.RATE_LIMIT, FaultKind.SERVER_ERROR}:
             return error_response(kind)

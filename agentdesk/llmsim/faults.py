@@ -81,14 +81,14 @@ def requested_fault(header: str | None, messages: Sequence[dict[str, Any]]) -> F
     return parse_fault_spec(match.group(1)) if match else None
 
 
-def conversation_step_key(messages: Sequence[dict[str, Any]]) -> str:
-    """Identifies one step of one conversation regardless of model: retries share it."""
-    material = f"{first_user_text(messages)}\x00{len(messages)}"
-    return hashlib.sha256(material.encode()).hexdigest()
+def conversation_key(messages: Sequence[dict[str, Any]]) -> str:
+    """Identifies one conversation regardless of model and turn: ``xN`` means the first N
+    calls of the whole conversation fail (a retry or a repair turn then succeeds)."""
+    return hashlib.sha256(first_user_text(messages).encode()).hexdigest()
 
 
 class FaultLedger:
-    """Counts faulted calls per conversation step so ``xN`` faults stop after N failures."""
+    """Counts faulted calls per conversation so ``xN`` faults stop after N failures."""
 
     def __init__(self, max_entries: int = 20_000) -> None:
         self._counts: OrderedDict[str, int] = OrderedDict()

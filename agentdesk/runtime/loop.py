@@ -96,6 +96,8 @@ class Engine:
                     self._execute(state, state.pending_call)
                 elif state.phase == "decide" and state.pending_call is not None:
                     self._decide(state, state.pending_call)
+                elif state.phase == "outcome_unknown" and state.pending_call is not None:
+                    self._outcome_unknown(state, state.pending_call, "")
                 else:
                     self._reason(state)
         except RunEnded:
@@ -250,19 +252,28 @@ class Engine:
             )
             self._escalate(state, Reason.TOOL_OUTCOME_UNKNOWN, question, call)
         outcome = execute_tool(tool, ToolContext(state.run_id, key), args, breaker=self.breaker)
-        self.store.ledger_finish(key, outcome.result, outcome.error)
+        if not outcome.outcome_unknown:
+            # an unknown outcome stays "started" in the ledger: a worker that resumes after
+            # a crash must escalate it again, not replay it as an ordinary failure
+            self.store.ledger_finish(key, outcome.result, outcome.error)
         if outcome.outcome_unknown:
             # it may have happened: record the failed attempt, keep the call for a human
             step = self._step(state, StepKind.TOOL, call.tool, args=args)
             step.error, step.attempts, step.latency_ms = (
                 outcome.error, outcome.attempts, outcome.latency_ms)
+            # this step moves the idempotency key on: the checkpoint must say "ask a human",
+            # or a worker resuming right after this commit would run the call again
+            state.phase = "outcome_unknown"
             self._commit(state, step)
-            question = (f"{tool.name} did not answer in time and may have run: "
-                        f"{outcome.error}. Check it, then reply, approve to run it again, "
-                        "or abort.")
-            self._escalate(state, Reason.TOOL_OUTCOME_UNKNOWN, question, call)
+            self._outcome_unknown(state, call, outcome.error)
         self._tool_result(state, call, outcome.result, outcome.error,
                           latency_ms=outcome.latency_ms, attempts=outcome.attempts)
+
+    def _outcome_unknown(self, state: RunState, call: ToolCallProposal, error: str) -> None:
+        detail = f": {error}" if error else ""
+        question = (f"{call.tool} did not answer in time and may have run{detail}. "
+                    "Check it, then reply, approve to run it again, or abort.")
+        self._escalate(state, Reason.TOOL_OUTCOME_UNKNOWN, question, call)
 
     def _tool_result(
         self,

@@ -17,6 +17,9 @@ class WebhookDelivery(models.Model):
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="webhook_deliveries")
     event = models.CharField(max_length=40)
+    # The run's step count when the event happened: a run may wait for a human more than
+    # once, and each wait is its own event (the unique key makes emission idempotent).
+    seq = models.PositiveIntegerField(default=0)
     url = models.URLField()
     payload = models.JSONField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
@@ -30,7 +33,8 @@ class WebhookDelivery(models.Model):
     class Meta:
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due")]
         constraints = [
-            models.UniqueConstraint(fields=["run", "event"], name="one_delivery_per_event")
+            models.UniqueConstraint(fields=["run", "event", "seq"],
+                                    name="one_delivery_per_event")
         ]
 
     def __str__(self) -> str:

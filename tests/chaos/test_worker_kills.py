@@ -41,8 +41,7 @@ KILL_SECONDS = float(os.environ.get("CHAOS_KILL_SECONDS", "40"))
 SUBMIT_SECONDS = KILL_SECONDS * 0.6  # runs keep arriving while workers die
 MIN_KILLS = 10
 WORKERS = 2
-# A worker takes ~3.5 s to boot here; each life lasts 3-6 s, so most kills hit it at work.
-LIFE_S = (3.0, 6.0)
+LIFE_S = (0.5, 3.5)  # a worker dies this long after it is up (it boots in ~3.5 s here)
 DRAIN_SECONDS = 180.0
 REAP_EVERY_S = 2.0  # beat reaps every 10 s; the drain should not wait for it
 SCENARIOS = {  # order number → what the customer writes
@@ -114,31 +113,43 @@ def active_runs(db) -> int:
     ).fetchone()[0]
 
 
+def boots(stack: Stack, worker: int) -> int:
+    """How many times worker ``worker`` got as far as printing its banner (it is up)."""
+    log = stack.workdir / f"worker{worker}.log"
+    return log.read_text(errors="replace").count("[queues]") if log.exists() else 0
+
+
 def kill_workers(
     stack: Stack, db, rng: random.Random, submitter: subprocess.Popen
 ) -> tuple[int, list[int]]:
-    """For ``KILL_SECONDS``, every 0.5–2 s: SIGKILL a random worker whose life is up (then
-    start it again). Returns the kills and how many runs were leased at each one."""
-    in_flight: list[int] = []
-    death = {i: time.monotonic() + rng.uniform(*LIFE_S) for i in range(WORKERS)}
+    """For ``KILL_SECONDS``: SIGKILL each worker at a random moment 0.5–3.5 s after it is up,
+    and start it again. Returns the kills and how many runs were leased at each one."""
+    leased: list[int] = []
+    incarnation = dict.fromkeys(range(WORKERS), 1)
+    death: dict[int, float] = {}  # worker → when to kill it, once it is up
     deadline = time.monotonic() + KILL_SECONDS
     while time.monotonic() < deadline or (
-        len(in_flight) < MIN_KILLS and time.monotonic() < deadline + 30
+        len(leased) < MIN_KILLS and time.monotonic() < deadline + 30
     ):
-        time.sleep(rng.uniform(0.5, 2.0))
-        if len(in_flight) >= MIN_KILLS and submitter.poll() is not None and not active_runs(db):
+        time.sleep(0.1)
+        if len(leased) >= MIN_KILLS and submitter.poll() is not None and not active_runs(db):
             break  # nothing left to interrupt
-        due = [i for i, t in death.items() if time.monotonic() >= t]
+        now = time.monotonic()
+        for i in range(WORKERS):
+            if i not in death and boots(stack, i) >= incarnation[i]:
+                death[i] = now + rng.uniform(*LIFE_S)
+        due = [i for i, t in death.items() if now >= t]
         if not due:
             continue
         victim = rng.choice(due)
-        in_flight.append(db.execute(
+        leased.append(db.execute(
             "SELECT count(*) FROM runs_run WHERE status = 'running' AND lease_expires_at > now()"
         ).fetchone()[0])
         stack.kill(f"worker{victim}")
         stack.start_worker(victim)
-        death[victim] = time.monotonic() + rng.uniform(*LIFE_S)
-    return len(in_flight), in_flight
+        incarnation[victim] += 1
+        del death[victim]
+    return len(leased), leased
 
 
 def drain(db) -> float:
@@ -286,7 +297,9 @@ def forget_queue(url: str, queue: str) -> None:
 
     with contextlib.suppress(redis.RedisError):
         client = redis.Redis.from_url(url)
-        client.delete(f"_kombu.binding.{queue}", *client.scan_iter(match=f"{queue}*"))
+        for pattern in (f"{queue}*", f"_kombu.binding*.{queue}"):
+            for key in client.scan_iter(match=pattern):
+                client.delete(key)
         for tag, raw in client.hscan_iter("unacked"):
             with contextlib.suppress(ValueError, LookupError, TypeError):
                 if json.loads(raw)[2] == queue:  # [message, exchange, routing key]

@@ -61,14 +61,13 @@ def test_fault_header_applies_to_that_call_only(client: OpenAI) -> None:
     assert call_args(chat.step())[0] == "lookup_order"
 
 
-def test_fault_count_restarts_on_each_conversation_step(client: OpenAI) -> None:
+def test_fault_count_spans_the_whole_conversation(client: OpenAI) -> None:
     chat = Chat(client, "Refund order 7070 [sim-fault:500x1]")
     with pytest.raises(openai.InternalServerError):
         chat.step()
     lookup = chat.step()
     chat.tool_result(lookup, {"ok": True, "result": {"status": "delivered", "total": 5.0}})
-    with pytest.raises(openai.InternalServerError):
-        chat.step()
+    # x1 was used up by the first call: later turns of the conversation are not faulted
     assert call_args(chat.step())[0] == "issue_refund"
 
 

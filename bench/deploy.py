@@ -1,0 +1,219 @@
+"""Where a benchmark runs: a fresh database, the simulator, and workers.
+
+Each benchmark runs in a process of its own (see ``bench.harness``) and calls one of these
+before it imports any model: Django is configured from environment variables, so the
+fresh database, queue, cache and channel prefixes are set in ``os.environ`` first.
+
+- Postgres + Redis (``DATABASE_URL`` and ``REDIS_URL`` set): a fresh Postgres database per
+  benchmark; Redis as broker, channel layer and cache, under a prefix of its own. Worker
+  benchmarks start ``tests.stack.Stack``: real ``celery -A agentdesk worker`` processes.
+- Embedded (nothing set): a fresh SQLite file (WAL); the in-process broker, channel layer
+  and cache; workers are ``runs.embedded.worker_thread`` in this process, as ``make run``.
+
+The simulator always runs in a process of its own, as a remote API would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.stack import Stack, free_port, fresh_postgres, production_mode, wait_http
+
+PASSWORD = "bench-pass-123"
+
+
+def mode() -> str:
+    return "postgres+redis" if production_mode() else "embedded"
+
+
+def mode_label() -> str:
+    if production_mode():
+        return "Postgres + Redis (production topology)"
+    return "embedded default (SQLite WAL, in-process broker and channel layer)"
+
+
+def latency_scale_for(small_call_ms: float) -> float:
+    """The simulator's latency multiplier that makes a sim-small call take ``small_call_ms``."""
+    from agentdesk.llmsim.models import MODELS
+
+    return small_call_ms / MODELS["sim-small"].base_latency_ms
+
+
+def _isolate(name: str, workdir: Path) -> None:
+    """Environment for this benchmark's process: its own data dir, prefixes, the simulator."""
+    token = f"bench_{name}_{os.getpid()}"
+    os.environ.update({
+        "DJANGO_SETTINGS_MODULE": "agentdesk.settings",
+        "AGENTDESK_DATA_DIR": str(workdir),
+        "AGENTDESK_DEMO_PASSWORD": PASSWORD,
+        "CELERY_QUEUE": token,
+        "CHANNELS_PREFIX": token,
+        "CACHE_PREFIX": token,  # no response cached by an earlier bench run is reused
+    })
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):  # always the simulator, never an API
+        os.environ.pop(var, None)
+
+
+@dataclass
+class Simulator:
+    """The LLM simulator in a process of its own, as in production: its CPU time (the
+    scenario logic, JSON, HTTP) is not taken from the process being measured."""
+
+    port: int
+    proc: subprocess.Popen
+
+    @classmethod
+    def start(cls, workdir: Path, latency_scale: float) -> Simulator:
+        port = free_port()
+        log = (workdir / "llmsim.log").open("a")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agentdesk.llmsim", "--port", str(port),
+             "--latency-scale", str(latency_scale)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        return cls(port=port, proc=proc)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@dataclass
+class InProcess:
+    """Django in this process on a fresh database; the simulator in its own process."""
+
+    name: str
+    workdir: Path
+    sim: Simulator
+    database_url: str
+    _loop: asyncio.AbstractEventLoop | None = None
+    _loop_thread: threading.Thread | None = None
+
+    def close(self) -> None:
+        from django.db import connections
+
+        connections.close_all()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self.sim.stop()
+        purge_queue(os.environ["CELERY_QUEUE"])
+
+    @contextlib.contextmanager
+    def workers(self, concurrency: int) -> Iterator[None]:
+        """Embedded workers: the Celery worker thread pool of ``make run``, in this process.
+
+        Publishes go to an event loop bound like the embedded server's (the in-memory
+        channel layer must be used from one loop).
+        """
+        from runs import embedded, events
+
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+            self._loop_thread.start()
+            events.bind_loop(self._loop)
+        with embedded.worker_thread(concurrency=concurrency):
+            yield
+
+
+def in_process(name: str, *, latency_scale: float = 0.0) -> InProcess:
+    """Fresh database (migrated, demo data seeded), simulator thread, Django set up."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"agentdesk-bench-{name}-"))
+    _isolate(name, workdir)
+    if production_mode():
+        url = fresh_postgres(os.environ["DATABASE_URL"], f"agentdesk_bench_{name}")
+    else:
+        url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    os.environ["DATABASE_URL"] = url
+    sim = Simulator.start(workdir, latency_scale)
+    os.environ["LLMSIM_PORT"] = str(sim.port)
+    _setup_django(migrate=True)
+    return InProcess(name=name, workdir=workdir, sim=sim, database_url=url)
+
+
+@dataclass
+class Deployment:
+    """Workers in their own processes (Postgres + Redis) — ``tests.stack.Stack``."""
+
+    stack: Stack
+    started_workers: list[str] = field(default_factory=list)
+
+    def start_workers(self) -> None:
+        for i in range(self.stack.workers):
+            self.stack.start_worker(i)
+            self.started_workers.append(f"worker{i}")
+
+    def close(self) -> None:
+        from django.db import connections
+
+        connections.close_all()
+        self.stack.stop()
+        purge_queue(self.stack.env["CELERY_QUEUE"])
+
+
+def stack(name: str, *, workers: int, worker_args: list[str], latency_scale: float) -> Deployment:
+    """Migrated and seeded database, simulator process; workers start on ``start_workers``."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"agentdesk-bench-{name}-"))
+    _isolate(name, workdir)
+    deployment = Stack(
+        workdir=workdir, name=f"agentdesk_bench_{name}", workers=workers,
+        worker_args=worker_args, web=False, latency_scale=latency_scale,
+        password=PASSWORD, extra_env={"LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")},
+    )
+    deployment.workers = 0  # start() brings up the simulator only; workers come later
+    deployment.start()
+    deployment.workers = workers
+    for var in ("DATABASE_URL", "CELERY_QUEUE", "CHANNELS_PREFIX", "CACHE_PREFIX",
+                "LLMSIM_PORT", "AGENTDESK_DATA_DIR"):
+        os.environ[var] = deployment.env[var]
+    _setup_django(migrate=False)
+    return Deployment(stack=deployment)
+
+
+def _setup_django(*, migrate: bool) -> None:
+    import django
+
+    django.setup()
+    from runs.breakers import reset_breakers
+
+    reset_breakers()  # the bench's Redis may hold a breaker another run left open
+    if migrate:
+        from django.core.management import call_command
+
+        from runs.demo import seed_demo
+
+        call_command("migrate", "--no-input", verbosity=0)
+        seed_demo(PASSWORD)
+
+
+def purge_queue(queue: str) -> None:
+    """Drop what in-process benchmarks enqueued on Redis (nobody consumes their queue)."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return
+    import redis
+
+    redis.Redis.from_url(url).delete(queue, f"_kombu.binding.{queue}")
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False

@@ -1,0 +1,216 @@
+"""Engine time per step, model latency excluded.
+
+One process, Django on a fresh database, the simulator (its own process) at zero latency.
+Runs of the evaluation mix (answers, refunds, approvals, questions, unknown orders; not the
+fault-injected tools, whose retries sleep) are submitted and advanced one at a time with
+``runs.execution.advance`` — what the Celery task calls.
+
+A step's time is the wall time from the end of the previous step's commit (or the start of
+``advance``) to the end of this step's commit, minus the time spent inside the model call
+(``ModelClient.complete``: the openai client, HTTP and the simulator). So it includes:
+taking the lease and loading the run (first step of a slice), building the prompt, bounds,
+the response-cache lookup and store, the team-budget reserve and settle, parsing the reply,
+running the tool, the checkpoint (JSON of the run state, the Run UPDATE and Step INSERT in
+one transaction), rendering the live HTML fragments and publishing them to the channel
+layer after commit, and the structured log line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from . import deploy, workload
+from .report import Section, Target, percentile, svg_histogram, text_histogram
+
+section = Section("Step overhead")
+TARGETS = {"step_overhead_p50_ms": Target("<=", 5.0, "ms")}
+RUNS = 250
+WARMUP_RUNS = 20
+
+
+class Probe:
+    """Wall-time accounting by wrapping the app's seams (this process only, one thread)."""
+
+    def __init__(self) -> None:
+        self.mark = time.perf_counter()
+        self.spent: dict[str, float] = defaultdict(float)
+        self.samples: list[dict[str, Any]] = []
+        self.recording = False
+        self._undo: list[Callable[[], None]] = []
+
+    def wrap(self, owner: Any, attr: str, phase: str) -> None:
+        original = getattr(owner, attr, None)
+        if original is None:  # the seam moved: that part is counted as engine time
+            return
+        probe = self
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                probe.spent[phase] += time.perf_counter() - started
+
+        setattr(owner, attr, timed)
+        self._undo.append(lambda: setattr(owner, attr, original))
+
+    def install(self) -> None:
+        from agentdesk.runtime import llm, loop
+        from runs import adapters, budgets, events, fragments, response_cache
+
+        self.wrap(llm.OpenAIGateway, "complete", "model")
+        self.wrap(fragments, "run_progress", "render")
+        self.wrap(fragments, "escalation_opened", "render")
+        self.wrap(events, "publish", "publish")
+        self.wrap(budgets.DjangoTeamBudget, "reserve", "budget")
+        self.wrap(budgets.DjangoTeamBudget, "settle", "budget")
+        self.wrap(response_cache.DjangoResponseCache, "get", "cache")
+        self.wrap(response_cache.DjangoResponseCache, "set", "cache")
+        self.wrap(loop, "execute_tool", "tool")
+        commit = adapters.DjangoRunStore.commit
+        probe = self
+
+        def committed(store, state, step=None, escalation=None):
+            started = time.perf_counter()
+            try:
+                return commit(store, state, step, escalation)
+            finally:
+                probe.spent["commit_total"] += time.perf_counter() - started
+                probe.step_done(step)
+
+        adapters.DjangoRunStore.commit = committed
+        self._undo.append(lambda: setattr(adapters.DjangoRunStore, "commit", commit))
+
+    def uninstall(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+
+    def start_slice(self) -> None:
+        self.mark = time.perf_counter()
+        self.spent.clear()
+
+    def step_done(self, step: Any) -> None:
+        now = time.perf_counter()
+        wall = now - self.mark
+        spent = dict(self.spent)
+        self.mark = now
+        self.spent.clear()
+        if not self.recording or step is None:
+            return
+        model = spent.get("model", 0.0)
+        render_publish = spent.get("render", 0.0) + spent.get("publish", 0.0)
+        self.samples.append({
+            "kind": step.kind.value,
+            "ms": (wall - model) * 1000,
+            "model_ms": model * 1000,
+            "phases": {
+                "render": spent.get("render", 0.0) * 1000,
+                "publish": spent.get("publish", 0.0) * 1000,
+                "budget": spent.get("budget", 0.0) * 1000,
+                "cache": spent.get("cache", 0.0) * 1000,
+                "tool": spent.get("tool", 0.0) * 1000,
+                "commit": max(0.0, spent.get("commit_total", 0.0) - render_publish) * 1000,
+            },
+        })
+
+
+def _drive(probe: Probe, run_id: int) -> None:
+    from runs import execution
+
+    for _ in range(50):
+        probe.start_slice()
+        if execution.advance(run_id) != execution.MORE_WORK:
+            return
+
+
+def run() -> dict[str, float]:
+    env = deploy.in_process("overhead", latency_scale=0.0)
+    probe = Probe()
+    try:
+        probe.install()
+        team = workload.make_team("bench-overhead")
+        tasks = workload.timing_tasks()
+        for i in range(WARMUP_RUNS + RUNS):
+            probe.recording = i >= WARMUP_RUNS
+            _drive(probe, workload.submit(team, tasks[i % len(tasks)]["message"]))
+    finally:
+        probe.uninstall()
+        env.close()
+    return _summarise(probe.samples)
+
+
+def _summarise(samples: list[dict[str, Any]]) -> dict[str, float]:
+    times = [s["ms"] for s in samples]
+    metrics = {
+        "step_overhead_p50_ms": round(percentile(times, 50), 3),
+        "step_overhead_p95_ms": round(percentile(times, 95), 3),
+        "step_overhead_mean_ms": round(sum(times) / len(times), 3),
+        "step_overhead_steps": len(times),
+    }
+    _write_section(metrics, samples)
+    return metrics
+
+
+def _write_section(metrics: dict[str, float], samples: list[dict[str, Any]]) -> None:
+    s = section
+    s.lines.clear()
+    times = [x["ms"] for x in samples]
+    s.add(f"**Mode:** {deploy.mode_label()}. **Size:** {RUNS} runs ({len(samples)} steps) "
+          f"after {WARMUP_RUNS} warm-up runs, one at a time, evaluation-set messages. "
+          "**How:** `runs.execution.advance` called directly on a fresh database, simulator "
+          "in its own process at zero latency; each step = time between consecutive commits "
+          "(the first from the start of `advance`) minus the time inside the model call. "
+          "Included: lease and run load, prompt building, bounds, response cache, team budget "
+          "reserve/settle, reply parsing, tool execution, the checkpoint transaction (run "
+          "state as JSON, Run UPDATE, Step INSERT, escalation row), rendering the live HTML "
+          "fragments and publishing them after commit, the step's log line.")
+    why = {}
+    if metrics["step_overhead_p50_ms"] > TARGETS["step_overhead_p50_ms"].value:
+        means = _phase_means(samples)
+        top = sorted(means.items(), key=lambda kv: -kv[1])[:3]
+        why["step_overhead_p50_ms"] = "largest parts per step: " + ", ".join(
+            f"{k} {v:.1f} ms" for k, v in top)
+    s.verdicts(metrics, TARGETS, why)
+    s.table(["", "p50 ms", "p95 ms", "p99 ms", "mean ms"], [[
+        "all steps", percentile(times, 50), percentile(times, 95), percentile(times, 99),
+        sum(times) / len(times)]])
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for x in samples:
+        by_kind[x["kind"]].append(x["ms"])
+    s.add("By step kind:")
+    s.table(["kind", "steps", "p50 ms", "p95 ms", "mean ms"],
+            [[k, len(v), percentile(v, 50), percentile(v, 95), sum(v) / len(v)]
+             for k, v in sorted(by_kind.items(), key=lambda kv: -len(kv[1]))])
+    means = _phase_means(samples)
+    total = sum(times) / len(times)
+    rows = [[name, ms, f"{ms / total:.0%}"] for name, ms in means.items()]
+    s.add("Where the time goes (mean per step; *engine and ORM* is the rest: lease, "
+          "loading, prompt, parsing, bounds, ledger, log):")
+    s.table(["part", "mean ms / step", "share"], rows)
+    model = [x["model_ms"] for x in samples if x["kind"] == "model"]
+    if model:
+        s.add(f"Excluded model-call time (openai client + HTTP + simulator at zero latency): "
+              f"p50 {percentile(model, 50):.2f} ms per model step.")
+    s.add(svg_histogram(times, "ms per step", {
+        "p50": metrics["step_overhead_p50_ms"], "p95": metrics["step_overhead_p95_ms"],
+        "target p50": TARGETS["step_overhead_p50_ms"].value}))
+    s.add(text_histogram(times, "ms"))
+
+
+def _phase_means(samples: list[dict[str, Any]]) -> dict[str, float]:
+    n = len(samples)
+    labels = {
+        "commit": "checkpoint transaction (JSON, UPDATE, INSERT)",
+        "render": "render live fragments",
+        "publish": "publish to channel layer",
+        "budget": "team budget reserve + settle",
+        "cache": "response cache get + set",
+        "tool": "tool execution",
+    }
+    means = {labels[k]: sum(x["phases"][k] for x in samples) / n for k in labels}
+    total = sum(x["ms"] for x in samples) / n
+    means["engine and ORM (rest)"] = max(0.0, total - sum(means.values()))
+    return means

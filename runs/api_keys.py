@@ -1,0 +1,105 @@
+"""API keys: created once (the caller sees the key exactly then), stored as a SHA-256 hash,
+looked up by their first characters, revocable, scoped.
+
+A key is ``adk_`` + 43 URL-safe random characters (256 bits). Only ``sha256(key)`` is kept;
+``prefix`` (the first 8 characters) narrows the lookup and names the key in admin and logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import ApiKey, AuditEvent, Team
+
+KEY_PREFIX = "adk_"
+PREFIX_LENGTH = 8
+ALL_SCOPES = tuple(ApiKey.Scope.values)
+# last_used_at is informative: write it at most this often per key, not on every request.
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key: ApiKey
+    raw: str  # shown once, never stored
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def parse_scopes(scopes: str | Iterable[str] | None) -> list[str]:
+    """``"submit,read"`` or a list → a sorted list of known scopes (ValueError otherwise)."""
+    if scopes is None:
+        return list(ALL_SCOPES)
+    items = scopes.split(",") if isinstance(scopes, str) else list(scopes)
+    clean = sorted({s.strip() for s in items if s.strip()})
+    unknown = [s for s in clean if s not in ALL_SCOPES]
+    if unknown or not clean:
+        raise ValueError(f"Unknown scopes {unknown}; use some of {', '.join(ALL_SCOPES)}.")
+    return clean
+
+
+def create_api_key(
+    *, team: Team, name: str, scopes: str | Iterable[str] | None = None,
+    rate_limit_per_minute: int | None = None, actor_id: int | None = None,
+) -> NewKey:
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    fields = {"rate_limit_per_minute": rate_limit_per_minute} if rate_limit_per_minute else {}
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            team=team, name=name, prefix=raw[:PREFIX_LENGTH], hashed_key=hash_key(raw),
+            scopes=parse_scopes(scopes), **fields,
+        )
+        AuditEvent.objects.create(team=team, actor_id=actor_id, api_key=key,
+                                  action="api_key.created", target_type="api_key",
+                                  target_id=str(key.pk), detail={"scopes": key.scopes})
+    return NewKey(key=key, raw=raw)
+
+
+def revoke_api_key(key_id: int, actor_id: int | None = None) -> bool:
+    """Revoke a key (idempotent). Returns True when this call revoked it."""
+    now = timezone.now()
+    with transaction.atomic():
+        done = ApiKey.objects.filter(pk=key_id, revoked_at=None).update(revoked_at=now)
+        if done:
+            key = ApiKey.objects.get(pk=key_id)
+            AuditEvent.objects.create(team_id=key.team_id, actor_id=actor_id, api_key=key,
+                                      action="api_key.revoked", target_type="api_key",
+                                      target_id=str(key_id))
+    return bool(done)
+
+
+def authenticate(raw: str) -> ApiKey | None:
+    """The live key ``raw`` names, or None (unknown, malformed or revoked)."""
+    if not raw or len(raw) > 200:
+        return None
+    digest = hash_key(raw)
+    candidates = ApiKey.objects.select_related("team").filter(prefix=raw[:PREFIX_LENGTH])
+    for key in candidates:
+        if hmac.compare_digest(key.hashed_key, digest):
+            if key.revoked_at is not None:
+                return None
+            touch(key)
+            return key
+    return None
+
+
+def touch(key: ApiKey) -> None:
+    """Record use, at most once per TOUCH_EVERY per key (cache-gated, then conditional)."""
+    if not cache.add(f"apikey-touch:{key.pk}", 1, timeout=TOUCH_EVERY.total_seconds()):
+        return
+    now = timezone.now()
+    ApiKey.objects.filter(pk=key.pk).filter(
+        Q(last_used_at=None) | Q(last_used_at__lt=now - TOUCH_EVERY)
+    ).update(last_used_at=now)

@@ -1,0 +1,202 @@
+"""Webhooks: a run's receiver hears when it waits for a human or ends.
+
+Events ``run.waiting_human``, ``run.succeeded``, ``run.failed`` and ``run.aborted`` are
+POSTed as JSON ``{"event", "run", "sent_at"}`` to the run's ``callback_url`` (else its
+team's). The delivery row is written in the *same transaction* as the status change (an
+outbox), so no event is lost to a crash between the two; the first attempt is enqueued
+after commit, failures are retried with exponential backoff, and a periodic task picks up
+due deliveries whose retry message was lost, so a receiver that is down for hours gets
+everything once it is back. After ``WEBHOOK_MAX_ATTEMPTS`` a delivery is ``failed`` (admin
+shows it, and can send it again).
+
+Each request is signed: ``X-AgentDesk-Timestamp: <unix seconds>`` and
+``X-AgentDesk-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the team's
+webhook_secret>``. Receivers check both with :func:`verify_signature`, which also rejects
+timestamps outside a replay window. ``X-AgentDesk-Delivery`` (stable across retries)
+lets a receiver drop duplicates: delivery is at least once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from agentdesk.runtime.outcomes import RunStatus
+
+from .models import Run, WebhookDelivery
+
+log = logging.getLogger(__name__)
+
+EVENTS = {
+    RunStatus.WAITING_HUMAN: "run.waiting_human",
+    RunStatus.SUCCEEDED: "run.succeeded",
+    RunStatus.FAILED: "run.failed",
+    RunStatus.ABORTED: "run.aborted",
+}
+SIGNATURE_HEADER = "X-AgentDesk-Signature"
+TIMESTAMP_HEADER = "X-AgentDesk-Timestamp"
+# An attempt claims its delivery for this long, so two workers never send it at once.
+CLAIM_SECONDS = 60
+
+
+def sign(secret: str, timestamp: str | int, body: bytes | str) -> str:
+    """``sha256=<hex>`` of ``"<timestamp>.<body>"`` keyed with ``secret``."""
+    raw = body.encode() if isinstance(body, str) else body
+    message = str(timestamp).encode() + b"." + raw
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify_signature(
+    secret: str, timestamp: str | int, body: bytes | str, signature: str,
+    tolerance_s: float = 300, now: float | None = None,
+) -> bool:
+    """True when ``signature`` signs ``body`` at ``timestamp`` with ``secret`` and the
+    timestamp is within ``tolerance_s`` of now (older or future messages are replays).
+
+    Use the raw request body as received, before any JSON parsing::
+
+        ok = verify_signature(secret, request.headers["X-AgentDesk-Timestamp"],
+                              request.body, request.headers["X-AgentDesk-Signature"])
+    """
+    try:
+        sent = int(str(timestamp))
+    except ValueError:
+        return False
+    current = time.time() if now is None else now
+    if abs(current - sent) > tolerance_s or not secret or not signature:
+        return False
+    return hmac.compare_digest(sign(secret, sent, body), signature)
+
+
+def record_status_change(run: Run) -> WebhookDelivery | None:
+    """Inside the transaction that changed ``run.status``: queue the event, if any.
+
+    Idempotent per (run, event, step count), so calling it twice for one change is harmless.
+    """
+    event = EVENTS.get(RunStatus(run.status)) if run.status else None
+    url = (run.callback_url or run.team.callback_url) if event else ""
+    if not url:
+        return None
+    try:
+        with transaction.atomic():
+            delivery = WebhookDelivery.objects.create(
+                run=run, event=event, seq=run.step_count, url=url,
+                payload=run_payload(run), next_attempt_at=timezone.now(),
+            )
+    except IntegrityError:
+        return None
+    transaction.on_commit(lambda: _enqueue(delivery.pk))
+    return delivery
+
+
+def run_payload(run: Run) -> dict[str, Any]:
+    """The run as the REST API shows it (one representation for both)."""
+    from .api.schemas import run_out
+
+    return run_out(run)
+
+
+def backoff_seconds(attempts: int) -> float:
+    base = settings.WEBHOOK_BACKOFF_BASE_SECONDS
+    return min(base * 2 ** max(0, attempts - 1), settings.WEBHOOK_BACKOFF_MAX_SECONDS)
+
+
+def attempt(delivery_id: int) -> float | None:
+    """Send a due delivery once. Returns seconds until its next try, or None when it is
+    delivered, failed for good, not due, or being sent by someone else."""
+    now = timezone.now()
+    claimed = WebhookDelivery.objects.filter(
+        Q(next_attempt_at=None) | Q(next_attempt_at__lte=now),
+        pk=delivery_id, status=WebhookDelivery.Status.PENDING,
+    ).update(next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS))
+    if not claimed:
+        return None
+    delivery = WebhookDelivery.objects.select_related("run__team").get(pk=delivery_id)
+    code, error = _post(delivery)
+    attempts = delivery.attempts + 1
+    fields: dict[str, Any] = {"attempts": attempts, "last_status_code": code,
+                              "last_error": error[:2000]}
+    retry_in = None
+    if code is not None and 200 <= code < 300:
+        fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=timezone.now(),
+                      next_attempt_at=None, last_error="")
+    elif attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+        fields.update(status=WebhookDelivery.Status.FAILED, next_attempt_at=None)
+        log.warning("webhook %s to %s failed for good after %d attempts: %s",
+                    delivery.event, delivery.url, attempts, error or code)
+    else:
+        retry_in = backoff_seconds(attempts)
+        fields["next_attempt_at"] = timezone.now() + timedelta(seconds=retry_in)
+    WebhookDelivery.objects.filter(pk=delivery_id).update(**fields)
+    return retry_in
+
+
+def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
+    timestamp = str(int(time.time()))
+    body = json.dumps(
+        {"event": delivery.event, "run": delivery.payload,
+         "sent_at": timezone.now().isoformat()},
+        separators=(",", ":"),
+    ).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "AgentDesk-Webhooks/1",
+               TIMESTAMP_HEADER: timestamp, "X-AgentDesk-Event": delivery.event,
+               "X-AgentDesk-Delivery": str(delivery.pk)}
+    secret = delivery.run.team.webhook_secret
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
+    timeout = httpx.Timeout(settings.WEBHOOK_TIMEOUT_SECONDS,
+                            connect=min(2.0, settings.WEBHOOK_TIMEOUT_SECONDS))
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            response = client.post(delivery.url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    error = "" if response.is_success else response.text[:500]
+    return response.status_code, error
+
+
+def due_deliveries(limit: int = 500) -> list[int]:
+    now = timezone.now()
+    return list(
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
+        .filter(Q(next_attempt_at=None) | Q(next_attempt_at__lte=now))
+        .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+    )
+
+
+def retry_due() -> int:
+    """The periodic safety net: enqueue every pending delivery that is due."""
+    ids = due_deliveries()
+    for delivery_id in ids:
+        _enqueue(delivery_id)
+    return len(ids)
+
+
+def resend(delivery_ids: list[int]) -> int:
+    """Admin: give failed (or pending) deliveries another try now."""
+    count = WebhookDelivery.objects.filter(pk__in=delivery_ids).exclude(
+        status=WebhookDelivery.Status.DELIVERED
+    ).update(status=WebhookDelivery.Status.PENDING, next_attempt_at=timezone.now())
+    for delivery_id in delivery_ids:
+        _enqueue(delivery_id)
+    return count
+
+
+def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
+    from .tasks import deliver_webhook
+
+    try:
+        deliver_webhook.apply_async((delivery_id,), countdown=countdown)
+    except Exception:  # the periodic retry picks it up; never fail the caller's write
+        log.exception("could not enqueue webhook delivery %s", delivery_id)
