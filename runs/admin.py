@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import Agent, Escalation, Membership, ModelPrice, Policy, Run, Step, Team, ToolCall
+from .models import (
+    Agent,
+    Escalation,
+    Membership,
+    ModelPrice,
+    Policy,
+    Rule,
+    Run,
+    Step,
+    Team,
+    TeamDailySpend,
+    ToolCall,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -14,12 +26,22 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name")
+    list_display = ("slug", "name", "daily_budget_usd", "max_running_runs")
     inlines = [MembershipInline]
+
+
+class RuleInline(admin.StackedInline):
+    """Deterministic rules run before any model; they belong to a policy."""
+
+    model = Rule
+    extra = 0
+    fields = ("name", "priority", "enabled", "conditions", "action", "answer", "tool",
+              "tool_args", "question")
 
 
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
+    inlines = [RuleInline]
     list_display = ("name", "max_steps", "max_tokens", "max_cost_usd", "confidence_threshold",
                     "approval_amount_usd", "small_model", "large_model", "updated_at")
     fieldsets = [
@@ -27,8 +49,11 @@ class PolicyAdmin(admin.ModelAdmin):
         ("Limits", {"fields": ["max_steps", "max_seconds", "max_tokens", "max_cost_usd",
                                "max_output_tokens"]}),
         ("Humans in the loop", {"fields": ["confidence_threshold", "approval_amount_usd",
-                                           "approval_tools"]}),
-        ("Models", {"fields": ["small_model", "large_model"]}),
+                                           "approval_tools", "human_timeout_seconds",
+                                           "human_timeout_action", "fallback_answer"]}),
+        ("Bounds and loops", {"fields": ["on_bound", "loop_repeat_limit", "no_progress_limit"]}),
+        ("Models", {"fields": ["small_model", "large_model", "downgrade_after",
+                               "cache_ttl_seconds"]}),
     ]
 
 
@@ -95,3 +120,9 @@ class EscalationAdmin(ReadOnlyAdmin):
 class ToolCallAdmin(ReadOnlyAdmin):
     list_display = ("idempotency_key", "tool", "status", "started_at", "finished_at")
     list_filter = ("tool", "status")
+
+
+@admin.register(TeamDailySpend)
+class TeamDailySpendAdmin(ReadOnlyAdmin):
+    list_display = ("team", "day", "spent_usd", "reserved_usd")
+    list_filter = ("team",)
