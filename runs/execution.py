@@ -13,21 +13,21 @@ from functools import cache
 
 import structlog
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from agentdesk.agents import get_agent
 from agentdesk.runtime.llm import OpenAIGateway
 from agentdesk.runtime.loop import Engine
-from agentdesk.runtime.outcomes import Reason, RunStatus
+from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
 from agentdesk.runtime.ports import LeaseLost
 from agentdesk.runtime.state import PolicySnapshot, RunState, StepRecord
 
 from .adapters import DjangoRunStore
 from .breakers import breaker_store
 from .budgets import DjangoTeamBudget
-from .models import Run, Team
+from .models import Run, Step, Team
 from .response_cache import DjangoResponseCache
 
 log = structlog.get_logger(__name__)
@@ -134,6 +134,14 @@ def advance(run_id: int) -> str:
         log.warning("lease lost; another owner continues")
         start_queued_runs(run.team_id)  # e.g. cancelled: its slot is free
         return DONE
+    except DatabaseError:
+        raise  # the database may be back soon: the lease expires and the reaper retries
+    except Exception as exc:
+        # A bug must end the run in a named state, not leave it for the reaper forever.
+        log.exception("run crashed; marking it failed")
+        fail_crashed(run, owner, state.step_count, exc)
+        start_queued_runs(run.team_id)
+        return DONE
     finally:
         structlog.contextvars.unbind_contextvars("run_id", "team", "agent")
     if state.status == RunStatus.RUNNING:
@@ -143,6 +151,23 @@ def advance(run_id: int) -> str:
              reason=state.reason.value, steps=state.step_count)
     start_queued_runs(run.team_id)
     return DONE
+
+
+def fail_crashed(run: Run, owner: str, index: int, exc: Exception) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        current = Run.objects.filter(pk=run.pk, lease_owner=owner,
+                                     status=RunStatus.RUNNING).values("step_count").first()
+        if current is None:
+            return
+        Run.objects.filter(pk=run.pk).update(
+            status=RunStatus.FAILED, reason=Reason.INTERNAL_ERROR, finished_at=now,
+            updated_at=now, lease_owner="", lease_expires_at=None,
+            step_count=current["step_count"] + 1,
+        )
+        Step.objects.create(run=run, index=current["step_count"], kind=StepKind.FINAL,
+                            name=RunStatus.FAILED.value,
+                            error=f"internal error: {type(exc).__name__}: {exc}"[:2000])
 
 
 def log_step(step: StepRecord) -> None:

@@ -34,9 +34,15 @@ def runs_to_reap(now=None) -> list[int]:
 
 
 def reap_runs() -> int:
+    """Re-enqueue stuck runs. Their expired lease is cleared and ``updated_at`` bumped, so
+    the next tick leaves them alone while the new message waits in the queue."""
     from .tasks import advance_run
 
-    ids = runs_to_reap()
+    now = timezone.now()
+    ids = runs_to_reap(now)
+    Run.objects.filter(pk__in=ids, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).filter(
+        Q(lease_expires_at__lt=now) | Q(lease_owner="")
+    ).update(lease_owner="", lease_expires_at=None, updated_at=now)
     for run_id in ids:
         advance_run.delay(run_id)
     if ids:

@@ -43,6 +43,7 @@ class Reason(StrEnum):
     APPROVAL_REQUIRED = "approval_required"
     REJECTED = "rejected"
     RULE_MATCHED = "rule_matched"
+    INTERNAL_ERROR = "internal_error"
     INVALID_ARGUMENTS = "invalid_arguments"
 
 

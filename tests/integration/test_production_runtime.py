@@ -157,3 +157,31 @@ def test_take_over_finishes_the_run_with_the_operators_answer(demo, data_dir):
     wait_status(run, "succeeded")
     assert run.answer == "Refunded by phone, ticket 77."
     assert refunds(data_dir) == []
+
+
+def test_a_crashing_run_ends_failed_instead_of_looping(demo, monkeypatch):
+    from agentdesk.runtime.loop import Engine
+
+    def broken(self, state, slice_seconds=30.0):
+        raise RuntimeError("bug in the engine")
+
+    monkeypatch.setattr(Engine, "advance", broken)
+    run = submit(demo["team"], demo["operator"], "Where is my order 1077?")
+    wait_status(run, "failed")
+    assert run.reason == "internal_error"
+    assert "bug in the engine" in run.steps.get(kind="final").error
+    assert run.pk not in maintenance.runs_to_reap()
+
+
+def test_reaping_does_not_enqueue_the_same_run_every_tick(demo):
+    run = submit(demo["team"], demo["operator"], "Where is my order 1077?")
+    wait_status(run, "succeeded")
+    Run.objects.filter(pk=run.pk).update(
+        status="queued", lease_owner="", updated_at=timezone.now() - timedelta(hours=1),
+        state={**run.state, "status": "queued", "phase": "reason", "answer": None},
+        finished_at=None,
+    )
+    assert maintenance.runs_to_reap() == [run.pk]
+    assert maintenance.reap_runs() == 1
+    assert run.pk not in maintenance.runs_to_reap()  # its message is in the queue now
+    wait_for(lambda: Run.objects.get(pk=run.pk).status == "succeeded")
