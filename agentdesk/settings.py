@@ -119,6 +119,8 @@ else:
     CELERY_BROKER_URL = "memory://"
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Circuit-breaker state is shared through Redis; deployments sharing a Redis keep apart.
+TOOL_BREAKER_KEY_PREFIX = env("CACHE_PREFIX", default="agentdesk") + ":breaker:"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -155,6 +157,7 @@ LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
 # --- app limits ---------------------------------------------------------------------------
 MAX_INPUT_BYTES = env.int("AGENTDESK_MAX_INPUT_BYTES", default=256 * 1024)
 DEMO_PASSWORD = env("AGENTDESK_DEMO_PASSWORD", default="")
+CLAIM_TIMEOUT_SECONDS = env.int("AGENTDESK_CLAIM_TIMEOUT_SECONDS", default=300)
 
 # --- REST API, webhooks, metrics ------------------------------------------------------------
 # A request body may carry the input plus a small envelope (agent, keys, callback URL).
@@ -177,8 +180,10 @@ if env.bool("DJANGO_SECURE", default=False):
     if env.bool("DJANGO_BEHIND_PROXY", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
-SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+# With HSTS on, cover subdomains and allow preloading unless told otherwise.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS",
+                                          default=SECURE_HSTS_SECONDS > 0)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=SECURE_HSTS_SECONDS > 0)
 
 # --- auth, static, i18n ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -18,14 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse, urlunparse
 
 from tests.stack import Stack, free_port, fresh_postgres, production_mode, wait_http
 
@@ -103,6 +107,9 @@ class InProcess:
     _loop: asyncio.AbstractEventLoop | None = None
     _loop_thread: threading.Thread | None = None
 
+    def worker_errors(self) -> Counter[str]:
+        return Counter()  # in-process workers log to this process; failures show as stranded
+
     def close(self) -> None:
         from django.db import connections
 
@@ -111,23 +118,26 @@ class InProcess:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self.sim.stop()
         purge_queue(os.environ["CELERY_QUEUE"])
+        tidy(self.workdir, self.database_url)
 
     @contextlib.contextmanager
-    def workers(self, concurrency: int) -> Iterator[None]:
-        """Embedded workers: the Celery worker thread pool of ``make run``, in this process.
+    def running(self, processes: int, threads: int) -> Iterator[None]:
+        """Embedded workers: the Celery worker thread pool of ``make run``, in this process,
+        with ``processes × threads`` threads (one process is all the embedded mode has)."""
+        from runs import embedded
 
-        Publishes go to an event loop bound like the embedded server's (the in-memory
-        channel layer must be used from one loop).
-        """
-        from runs import embedded, events
-
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-            self._loop_thread.start()
-            events.bind_loop(self._loop)
-        with embedded.worker_thread(concurrency=concurrency):
+        with embedded.worker_thread(concurrency=processes * threads):
             yield
+
+    def bind_event_loop(self) -> None:
+        """Embedded mode hands every publish to the server's event loop (the in-memory
+        channel layer works from one loop); this process gets such a loop, as ``make run``."""
+        from runs import events
+
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._loop_thread.start()
+        events.bind_loop(self._loop)
 
 
 def in_process(name: str, *, latency_scale: float = 0.0) -> InProcess:
@@ -142,7 +152,10 @@ def in_process(name: str, *, latency_scale: float = 0.0) -> InProcess:
     sim = Simulator.start(workdir, latency_scale)
     os.environ["LLMSIM_PORT"] = str(sim.port)
     _setup_django(migrate=True)
-    return InProcess(name=name, workdir=workdir, sim=sim, database_url=url)
+    env = InProcess(name=name, workdir=workdir, sim=sim, database_url=url)
+    if not production_mode():
+        env.bind_event_loop()
+    return env
 
 
 @dataclass
@@ -150,12 +163,22 @@ class Deployment:
     """Workers in their own processes (Postgres + Redis) — ``tests.stack.Stack``."""
 
     stack: Stack
-    started_workers: list[str] = field(default_factory=list)
+    worker_args: list[str] = field(default_factory=list)
 
-    def start_workers(self) -> None:
-        for i in range(self.stack.workers):
+    @contextlib.contextmanager
+    def running(self, processes: int, threads: int) -> Iterator[None]:
+        """``processes`` × ``celery -A agentdesk worker --pool threads -c threads``."""
+        self.stack.worker_args = ["--pool", "threads", "-c", str(threads)]
+        for i in range(processes):
             self.stack.start_worker(i)
-            self.started_workers.append(f"worker{i}")
+        try:
+            yield
+        finally:
+            for i in range(processes):
+                self.stack.kill(f"worker{i}")
+
+    def worker_errors(self) -> Counter[str]:
+        return log_errors(sorted(self.stack.workdir.glob("worker*.log")))
 
     def close(self) -> None:
         from django.db import connections
@@ -163,20 +186,25 @@ class Deployment:
         connections.close_all()
         self.stack.stop()
         purge_queue(self.stack.env["CELERY_QUEUE"])
+        tidy(self.stack.workdir, self.stack.env["DATABASE_URL"])
 
 
-def stack(name: str, *, workers: int, worker_args: list[str], latency_scale: float) -> Deployment:
-    """Migrated and seeded database, simulator process; workers start on ``start_workers``."""
+def for_workers(name: str, *, latency_scale: float) -> InProcess | Deployment:
+    """Where worker benchmarks run: a ``Stack`` on Postgres + Redis, else in this process."""
+    if production_mode():
+        return stack(name, latency_scale=latency_scale)
+    return in_process(name, latency_scale=latency_scale)
+
+
+def stack(name: str, *, latency_scale: float) -> Deployment:
+    """Migrated and seeded database, simulator process; workers start with ``running``."""
     workdir = Path(tempfile.mkdtemp(prefix=f"agentdesk-bench-{name}-"))
     _isolate(name, workdir)
     deployment = Stack(
-        workdir=workdir, name=f"agentdesk_bench_{name}", workers=workers,
-        worker_args=worker_args, web=False, latency_scale=latency_scale,
-        password=PASSWORD, extra_env={"LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")},
+        workdir=workdir, name=f"agentdesk_bench_{name}", workers=0, web=False,
+        latency_scale=latency_scale, password=PASSWORD,
     )
-    deployment.workers = 0  # start() brings up the simulator only; workers come later
-    deployment.start()
-    deployment.workers = workers
+    deployment.start()  # the simulator; workers come with ``running``
     for var in ("DATABASE_URL", "CELERY_QUEUE", "CHANNELS_PREFIX", "CACHE_PREFIX",
                 "LLMSIM_PORT", "AGENTDESK_DATA_DIR"):
         os.environ[var] = deployment.env[var]
@@ -200,6 +228,20 @@ def _setup_django(*, migrate: bool) -> None:
         seed_demo(PASSWORD)
 
 
+def tidy(workdir: Path, database_url: str) -> None:
+    """Drop the benchmark's database and files (``BENCH_KEEP=1`` keeps them to look at)."""
+    if os.environ.get("BENCH_KEEP"):
+        return
+    if database_url.startswith("postgres"):
+        import psycopg
+
+        name = urlparse(database_url).path.lstrip("/")
+        admin = urlunparse(urlparse(database_url)._replace(path="/postgres"))
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 def purge_queue(queue: str) -> None:
     """Drop what in-process benchmarks enqueued on Redis (nobody consumes their queue)."""
     url = os.environ.get("REDIS_URL")
@@ -210,10 +252,34 @@ def purge_queue(queue: str) -> None:
     redis.Redis.from_url(url).delete(queue, f"_kombu.binding.{queue}")
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.25) -> bool:
+def settle(run_ids: list[int], timeout: float, stall_s: float = 20.0) -> bool:
+    """Wait until no run is queued or running. Gives up at ``timeout``, or when no step was
+    committed for ``stall_s`` (a run whose task failed stays queued forever)."""
+    from runs.models import Run, Step
+
     deadline = time.monotonic() + timeout
+    last, last_change = -1, time.monotonic()
     while time.monotonic() < deadline:
-        if predicate():
+        if not Run.objects.filter(pk__in=run_ids, status__in=["queued", "running"]).exists():
             return True
-        time.sleep(interval)
+        steps = Step.objects.filter(run_id__in=run_ids).count()
+        if steps != last:
+            last, last_change = steps, time.monotonic()
+        elif time.monotonic() - last_change > stall_s:
+            return False
+        time.sleep(1.0)
     return False
+
+
+
+def log_errors(paths: list[Path]) -> Counter[str]:
+    """Distinct task errors in worker logs (numbers and ids masked so they group)."""
+    found: Counter[str] = Counter()
+    for path in paths:
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            if "raised unexpected" in line:
+                text = line.split("raised unexpected: ", 1)[1]
+                found[re.sub(r"\b[0-9a-f-]{8,}\b|\d+", "N", text)[:160]] += 1
+    return found

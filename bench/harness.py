@@ -25,7 +25,7 @@ from .report import Target, fmt
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 # Order: the quick in-process ones first, the load benchmarks (worker processes) last.
-BENCHMARKS = ["overhead", "storage", "tiering", "budget", "throughput"]
+BENCHMARKS = ["overhead", "storage", "tiering", "budget", "throughput", "console_latency"]
 CHILD_TIMEOUT_S = 420
 
 
@@ -39,10 +39,14 @@ def targets_of(name: str, metrics: dict[str, float]) -> dict[str, Target]:
 def child(name: str, out: Path) -> None:
     """Run one benchmark in this process and write its metrics and section to ``out``."""
     module = importlib.import_module(f"bench.{name}")
+    load_before = os.getloadavg()[0]
     started = time.monotonic()
     metrics = module.run()
     seconds = time.monotonic() - started
-    section = module.section.render() + f"\n_Wall time of this benchmark: {seconds:.0f} s._\n"
+    section = module.section.render() + (
+        f"\n_Wall time of this benchmark: {seconds:.0f} s. Load average (1 min) before "
+        f"{load_before:.1f}, after {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores — "
+        "other work on the machine slows every timing here._\n")
     out.write_text(json.dumps({"metrics": metrics, "section": section, "seconds": seconds}))
 
 
@@ -50,8 +54,8 @@ def run_isolated(name: str) -> dict[str, Any]:
     """Run benchmark ``name`` in a child process; its output goes to a log file."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
         out, log = Path(tmp) / "result.json", Path(tmp) / "child.log"
+        # the app logs as in production (INFO, JSON, a line per step) — to this file
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.setdefault("LOG_LEVEL", "WARNING")  # step logs would drown the bench's output
         started = time.monotonic()
         with log.open("w") as fh:
             proc = subprocess.run(

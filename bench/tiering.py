@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import deploy, workload
+from .eval.generate import CATEGORIES
 from .report import Section, Target, fmt, svg_bars
 
 section = Section("Tiering: cost and success on the evaluation set")
@@ -45,29 +46,36 @@ def _one(team, task: dict[str, Any]) -> dict[str, Any]:
     return {"task": task, "run_id": run_id, "ok": ok, "diff": diff, "got": got}
 
 
-def _evaluate(teams: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, list]:
-    """Every task under every policy: in a few threads (runs are independent), except the
+def _evaluate(name: str, team, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every task under one policy: in a few threads (runs are independent), except the
     backend-down tasks, which run one at a time on a closed circuit breaker — each makes
     three failed tries, and two at once would open the lookup tool's breaker (five failures)
-    for the tasks around them: the breaker working, not what this set measures."""
-    from django.core.cache import cache
+    for the tasks around them: the breaker working, not what this set measures.
+
+    Each pass gets a response-cache namespace of its own: the tiered pass asks sim-large
+    some of the very requests the large-only pass makes, and a hit across passes would
+    make the second pass look cheaper than it is.
+    """
+    from django.conf import settings
 
     from runs.breakers import reset_breakers
 
-    cache.clear()
+    base = settings.CACHES["default"].setdefault("KEY_PREFIX", "")
+    settings.CACHES["default"]["KEY_PREFIX"] = f"{base}-{name}"  # for the pool's new threads
     reset_breakers()
-    jobs = [(name, task) for name in teams for task in tasks
-            if task["category"] not in workload.FAULTY]
-    with ThreadPoolExecutor(EVAL_THREADS) as pool:
-        done = list(pool.map(lambda job: (job[0], _one(teams[job[0]], job[1])), jobs))
-    for name in teams:
-        for task in tasks:
-            if task["category"] in workload.FAULTY:
+    try:
+        plain = [t for t in tasks if t["category"] not in workload.FAULTY]
+        with ThreadPoolExecutor(EVAL_THREADS) as pool:
+            done = list(pool.map(lambda task: _one(team, task), plain))
+        faulty = [t for t in tasks if t["category"] in workload.FAULTY]
+        with ThreadPoolExecutor(1) as pool:
+            for task in faulty:
                 reset_breakers()
-                done.append((name, _one(teams[name], task)))
+                done.append(pool.submit(_one, team, task).result())
+    finally:
+        settings.CACHES["default"]["KEY_PREFIX"] = base
     order = {task["id"]: i for i, task in enumerate(tasks)}
-    return {name: sorted((r for n, r in done if n == name), key=lambda r: order[r["task"]["id"]])
-            for name in teams}
+    return sorted(done, key=lambda r: order[r["task"]["id"]])
 
 
 def _model_steps(team) -> dict[int, list[dict[str, Any]]]:
@@ -76,7 +84,7 @@ def _model_steps(team) -> dict[int, list[dict[str, Any]]]:
     by_run: dict[int, list[dict[str, Any]]] = defaultdict(list)
     rows = Step.objects.filter(run__team=team, kind="model").order_by("run_id", "index")
     for row in rows.values("run_id", "index", "tier", "model", "confidence", "result",
-                           "cost_usd"):
+                           "cost_usd", "args"):
         by_run[row["run_id"]].append(row)
     return by_run
 
@@ -90,8 +98,8 @@ def run() -> dict[str, float]:
         tiered_team = workload.make_team("bench-tiered")
         large_team = workload.make_team("bench-large-only", large_only=True)
         threshold = Policy.objects.get(name="support-default").confidence_threshold
-        results = _evaluate({"tiered": tiered_team, "large": large_team}, tasks)
-        tiered, large = results["tiered"], results["large"]
+        tiered = _evaluate("tiered", tiered_team, tasks)
+        large = _evaluate("large-only", large_team, tasks)
         steps_tiered = _model_steps(tiered_team)
         steps_large = _model_steps(large_team)
     finally:
@@ -122,9 +130,14 @@ def _summarise(tasks, tiered, large, steps_tiered, steps_large, threshold) -> di
         "large_model_share_of_calls_tiered": round(
             calls["sim-large"] / max(1, sum(calls.values())), 4),
     }
-    _write_section(metrics, tasks, tiered, large, steps_tiered, calls, calls_l, used_large,
-                   threshold)
+    _write_section(metrics, tasks, tiered, large, steps_tiered, steps_large, calls, calls_l,
+                   used_large, threshold)
     return metrics
+
+
+def _cache_hits(steps_by_run) -> int:
+    return sum(bool((s["args"] or {}).get("cache_hit")) for steps in steps_by_run.values()
+               for s in steps)
 
 
 def _calibration(steps_tiered, threshold) -> dict[str, int]:
@@ -163,8 +176,8 @@ def _break_even(tiered, large, used_large) -> tuple[float, float]:
     return len(hard) / len(pairs), share
 
 
-def _write_section(metrics, tasks, tiered, large, steps_tiered, calls, calls_l, used_large,
-                   threshold) -> None:
+def _write_section(metrics, tasks, tiered, large, steps_tiered, steps_large, calls, calls_l,
+                   used_large, threshold) -> None:
     from agentdesk.llmsim.brains.ambiguity import AMBIGUITY_RULES, AMBIGUOUS_CONFIDENCE
     from agentdesk.llmsim.models import MODELS
 
@@ -175,7 +188,8 @@ def _write_section(metrics, tasks, tiered, large, steps_tiered, calls, calls_l, 
           "**How:** each task submitted with `submit_run` and advanced with "
           f"`runs.execution.advance` on a fresh database ({EVAL_THREADS} threads; backend-down "
           "tasks one at a time on a closed circuit breaker), simulator at zero latency, once "
-          "per policy. Success = final status, escalation reason, refunds issued (order, amount), "
+          "per policy, each pass with a response-cache namespace of its own. "
+          "Success = final status, escalation reason, refunds issued (order, amount), "
           "the refund proposed for approval and the expected answer text all match; an "
           "escalation is a success only where the task expects one. Cost = Σ `Run.cost_usd`.")
     s.add("**Simulator tiers** (prices in USD per 1M tokens, from the real price lists):")
@@ -205,6 +219,7 @@ def _write_section(metrics, tasks, tiered, large, steps_tiered, calls, calls_l, 
         ["model calls", dict(calls), dict(calls_l)],
         ["runs escalated", sum(r["got"].status == "waiting_human" for r in tiered),
          sum(r["got"].status == "waiting_human" for r in large)],
+        ["response-cache hits", _cache_hits(steps_tiered), _cache_hits(steps_large)],
     ])
     s.add(f"Runs that needed sim-large in the tiered pass: {share:.0%}. Break-even: with "
           f"these per-task costs the reduction stays ≥ {TARGET_REDUCTION:.0%} while at most "
@@ -230,8 +245,9 @@ def _write_section(metrics, tasks, tiered, large, steps_tiered, calls, calls_l, 
                      f"{sum(r['ok'] for r in l_rows)}/{len(l_rows)}",
                      f"{sum(r['run_id'] in used_large for r in t_rows)}", ct, cl])
     s.add("Per category (cost in milli-USD):")
-    s.table(["category", "tasks", "ok tiered", "ok large-only", "used sim-large",
-             "cost tiered", "cost large-only"], rows)
+    s.table(["category", "what it checks", "tasks", "ok tiered", "ok large-only",
+             "used sim-large", "cost tiered", "cost large-only"],
+            [[r[0], CATEGORIES.get(r[0], ""), *r[1:]] for r in rows])
     s.add(svg_bars(cats, {"tiered": cost_t, "large only": cost_l}, " m$"))
     failures = [("tiered", r) for r in tiered if not r["ok"]] + \
         [("large-only", r) for r in large if not r["ok"]]

@@ -19,6 +19,7 @@ from agentdesk.runtime.ports import LeaseLost, LedgerEntry
 from agentdesk.runtime.state import EscalationRequest, RunState, StepRecord
 
 from . import fragments, webhooks
+from .claims import priority_for
 from .events import publish_on_commit
 from .models import Escalation, Run, Step, ToolCall
 
@@ -75,6 +76,7 @@ class DjangoRunStore:
                     proposed_args=escalation.proposed_args,
                     confidence=escalation.confidence, context=escalation.context,
                     deadline_at=self._deadline(now),
+                    priority=priority_for(escalation.reason.value),
                 )
             webhooks.record_status_change(self.run)  # queues run.<status> events, if any
             run = self.run

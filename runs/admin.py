@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 
+from . import api_keys, webhooks
 from .models import (
     Agent,
+    ApiKey,
     Escalation,
     Membership,
     ModelPrice,
@@ -16,6 +19,7 @@ from .models import (
     Team,
     TeamDailySpend,
     ToolCall,
+    WebhookDelivery,
 )
 
 
@@ -126,3 +130,75 @@ class ToolCallAdmin(ReadOnlyAdmin):
 class TeamDailySpendAdmin(ReadOnlyAdmin):
     list_display = ("team", "day", "spent_usd", "reserved_usd")
     list_filter = ("team",)
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ApiKey.Scope.choices,
+                                       widget=forms.CheckboxSelectMultiple,
+                                       initial=list(api_keys.ALL_SCOPES))
+
+    class Meta:
+        model = ApiKey
+        fields = ("team", "name", "scopes", "rate_limit_per_minute")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are created here (the key is shown once, in a message) and revoked, never
+    edited: only the hash is stored."""
+
+    list_display = ("name", "team", "prefix", "scopes", "rate_limit_per_minute",
+                    "created_at", "last_used_at", "revoked_at")
+    list_filter = ("team",)
+    search_fields = ("name", "prefix")
+    actions = ["revoke"]
+    form = ApiKeyForm
+    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("team", "name", "scopes", "rate_limit_per_minute")
+        return ("team", "name", "prefix", "scopes", "rate_limit_per_minute", "created_at",
+                "last_used_at", "revoked_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return ("team", "name", "prefix", "scopes", "rate_limit_per_minute", "created_at",
+                "last_used_at", "revoked_at")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            return
+        new = api_keys.create_api_key(
+            team=form.cleaned_data["team"], name=form.cleaned_data["name"],
+            scopes=form.cleaned_data["scopes"],
+            rate_limit_per_minute=form.cleaned_data["rate_limit_per_minute"],
+            actor_id=request.user.pk,
+        )
+        obj.pk = new.key.pk
+        obj.refresh_from_db()
+        messages.warning(request, f"New API key for {new.key.team}: {new.raw} — copy it "
+                                  "now, it is not shown again.")
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset) -> None:
+        done = sum(api_keys.revoke_api_key(k.pk, actor_id=request.user.pk) for k in queryset)
+        messages.success(request, f"Revoked {done} key(s).")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ("id", "run", "event", "url", "status", "attempts", "last_status_code",
+                    "next_attempt_at", "delivered_at", "created_at")
+    list_filter = ("status", "event")
+    search_fields = ("url", "run__id")
+    actions = ["send_again"]
+
+    @admin.action(description="Send selected deliveries again")
+    def send_again(self, request, queryset) -> None:
+        count = webhooks.resend(list(queryset.values_list("pk", flat=True)))
+        messages.success(request, f"{count} delivery(ies) queued again.")

@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agentdesk.agents import get_agent
-from agentdesk.runtime.llm import OpenAIGateway
+from agentdesk.runtime.llm import ModelClient, OpenAIGateway
 from agentdesk.runtime.loop import Engine
 from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
 from agentdesk.runtime.ports import LeaseLost
@@ -29,6 +29,7 @@ from .breakers import breaker_store
 from .budgets import DjangoTeamBudget
 from .models import Run, Step, Team
 from .response_cache import DjangoResponseCache
+from .tracing import traced
 
 log = structlog.get_logger(__name__)
 DONE = "done"
@@ -36,12 +37,12 @@ MORE_WORK = "more_work"
 
 
 @cache
-def gateway(base_url: str | None, api_key: str) -> OpenAIGateway:
+def gateway(base_url: str | None, api_key: str) -> ModelClient:
     """One HTTP client per worker process: connections are pooled across runs."""
-    return OpenAIGateway(
+    return traced(OpenAIGateway(  # traced: spans only when OpenTelemetry is configured
         base_url=base_url, api_key=api_key, timeout=settings.LLM_TIMEOUT_SECONDS,
         max_retries=settings.LLM_MAX_RETRIES,
-    )
+    ))
 
 
 def take_lease(run_id: int, owner: str) -> Run | None:

@@ -69,3 +69,74 @@ class DecisionForm(forms.Form):
             label = "" if field == "__all__" else f"{field}: "
             return f"{label}{errors[0]}"
         return "Choose an action."
+
+
+class InboxFilterForm(forms.Form):
+    """The inbox's GET filters. Unknown values are dropped, never an error page."""
+
+    q = forms.CharField(required=False, max_length=200, strip=True,
+                        widget=forms.TextInput(attrs={"placeholder": "Search question or task",
+                                                      "type": "search"}))
+    team = forms.SlugField(required=False)
+    agent = forms.SlugField(required=False)
+    reason = forms.SlugField(required=False)
+    claimed = forms.ChoiceField(required=False, choices=[("all", "All"), ("mine", "Mine"),
+                                                         ("unclaimed", "Unclaimed")])
+    page = forms.IntegerField(required=False, min_value=1)
+
+    def filters(self):
+        from .selectors import InboxFilters
+
+        self.is_valid()  # keeps the valid fields of a partly invalid query
+        data = self.cleaned_data
+        return InboxFilters(team=data.get("team") or "", agent=data.get("agent") or "",
+                            reason=data.get("reason") or "", claimed=data.get("claimed") or "all",
+                            q=data.get("q") or "")
+
+    def page_number(self) -> int:
+        self.is_valid()
+        return self.cleaned_data.get("page") or 1
+
+
+class RunFilterForm(forms.Form):
+    status = forms.ChoiceField(required=False)
+    reason = forms.ChoiceField(required=False)
+    agent = forms.ChoiceField(required=False)
+    team = forms.ChoiceField(required=False)
+    since = forms.DateField(required=False, label="From",
+                            widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To",
+                            widget=forms.DateInput(attrs={"type": "date"}))
+    page = forms.IntegerField(required=False, min_value=1)
+
+    def __init__(self, *args, teams=(), agents=(), **kwargs) -> None:
+        from agentdesk.runtime.outcomes import Reason, RunStatus
+
+        super().__init__(*args, **kwargs)
+        anything = [("", "Any")]
+        self.fields["status"].choices = anything + [(s.value, s.value.replace("_", " "))
+                                                    for s in RunStatus]
+        self.fields["reason"].choices = anything + [("escalated", "escalated (any reason)")] + [
+            (r.value, r.value.replace("_", " ")) for r in Reason if r.value]
+        self.fields["agent"].choices = anything + [(a, a) for a in agents]
+        self.fields["team"].choices = anything + [(slug, name) for slug, name in teams]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("until", "The end date is before the start date.")
+        return data
+
+    def filters(self):
+        from .selectors import RunFilters
+
+        self.is_valid()  # keeps the valid fields of a partly invalid query
+        data = self.cleaned_data
+        return RunFilters(status=data.get("status") or "", reason=data.get("reason") or "",
+                          agent=data.get("agent") or "", team=data.get("team") or "",
+                          since=data.get("since"), until=data.get("until"))
+
+    def page_number(self) -> int:
+        self.is_valid()
+        return self.cleaned_data.get("page") or 1

@@ -2,6 +2,11 @@
 
 Each function returns the LiveEvents one change produces; the fragments come from the same
 templates as the pages (``page.html#partial``), so a live row and a reloaded row are one.
+
+The inbox is filtered, sorted and paginated per viewer, so a change is not pushed as a row
+(it might not belong on that viewer's page): the team group gets a small signal, and each
+inbox re-fetches its own list with its own filters (``hx-trigger`` on the socket message).
+Rows are keyed by escalation id and the list is replaced whole, so nothing is duplicated.
 """
 
 from __future__ import annotations
@@ -19,9 +24,14 @@ def run_progress(run: Run, step: Step | None) -> list[LiveEvent]:
     return [LiveEvent(group=run_group(run.pk), kind="run.progress", html=html)]
 
 
+def inbox_changed(esc: Escalation, kind: str, extra_html: str = "") -> LiveEvent:
+    """Tell every inbox of the team that its list changed (it re-fetches)."""
+    html = render_to_string("runs/inbox.html#inbox-signal", {"esc": esc, "kind": kind})
+    return LiveEvent(group=team_group(esc.team_id), kind=kind, html=html + extra_html)
+
+
 def escalation_opened(esc: Escalation) -> list[LiveEvent]:
-    html = render_to_string("runs/inbox.html#inbox-row-oob", {"esc": esc})
-    return [LiveEvent(group=team_group(esc.team_id), kind="escalation.opened", html=html)]
+    return [inbox_changed(esc, "escalation.opened")]
 
 
 def escalation_closed(esc: Escalation) -> list[LiveEvent]:
@@ -29,7 +39,17 @@ def escalation_closed(esc: Escalation) -> list[LiveEvent]:
     status = render_to_string(
         "runs/escalation_detail.html#decision-status", {"esc": esc, "oob": True}
     )
+    claim = render_to_string("runs/escalation_detail.html#claim-sync", {"esc": esc})
     return [
-        LiveEvent(group=team_group(esc.team_id), kind="escalation.closed", html=row),
-        LiveEvent(group=run_group(esc.run_id), kind="escalation.closed", html=status),
+        inbox_changed(esc, "escalation.closed", extra_html=row),
+        LiveEvent(group=run_group(esc.run_id), kind="escalation.closed", html=status + claim),
+    ]
+
+
+def claim_changed(esc: Escalation) -> list[LiveEvent]:
+    """Claims differ per viewer (mine or theirs): pages re-fetch their claim box."""
+    claim = render_to_string("runs/escalation_detail.html#claim-sync", {"esc": esc})
+    return [
+        inbox_changed(esc, "escalation.claimed"),
+        LiveEvent(group=run_group(esc.run_id), kind="escalation.claimed", html=claim),
     ]

@@ -270,19 +270,26 @@ def decide(
     new_limits = limits_after_extension(pending.run, budget) \
         if choice == Decision.EXTEND_BUDGET else None
     now = timezone.now()
+    from . import audit, claims  # claims builds on this module's errors
+
     with transaction.atomic():
-        won = Escalation.objects.filter(pk=escalation_id, status=Escalation.Status.OPEN).update(
+        # Open, and not under someone else's live claim (claims.open_to): one UPDATE decides.
+        won = Escalation.objects.filter(
+            claims.open_to(user, now), pk=escalation_id, status=Escalation.Status.OPEN
+        ).update(
             status=Escalation.Status.DECIDED, decision=choice.value, decision_message=message,
             decided_by=user, decided_at=now,
         )
         esc = Escalation.objects.select_related("run", "decided_by").get(pk=escalation_id)
         if not won:
-            raise _already_decided(esc)
+            raise claims.refusal(esc, user) or _already_decided(esc)
         run = esc.run
-        AuditEvent.objects.create(
+        audit.record(
             team_id=esc.team_id, actor=user, api_key_id=api_key_id,
-            action="escalation.decided", target_type="escalation", target_id=str(esc.pk),
-            detail={"decision": choice.value, "run_id": run.pk},
+            action="escalation.decided", target=esc,
+            detail={"decision": choice.value, "run_id": run.pk, "edited": args is not None,
+                    "seconds_to_decision": round((now - esc.created_at).total_seconds(), 3),
+                    "reason": esc.reason},
         )
         operator = user.get_username() if user is not None else _key_name(api_key_id)
         if new_limits is not None:

@@ -1,16 +1,24 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from .views import pages as views
+from .views import audit, dashboard, escalations, inbox, pages, runs
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/inbox/", permanent=False)),
-    path("inbox/", views.inbox, name="inbox"),
-    path("escalations/<int:escalation_id>/", views.escalation_detail, name="escalation_detail"),
-    path("escalations/<int:escalation_id>/decide/", views.escalation_decide,
+    path("inbox/", inbox.inbox, name="inbox"),
+    path("escalations/<int:escalation_id>/", escalations.escalation_detail,
+         name="escalation_detail"),
+    path("escalations/<int:escalation_id>/decide/", escalations.escalation_decide,
          name="escalation_decide"),
-    path("runs/", views.run_list, name="run_list"),
-    path("runs/new/", views.run_new, name="run_new"),
-    path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
-    path("healthz", views.healthz, name="healthz"),
+    path("escalations/<int:escalation_id>/claim/", escalations.escalation_claim,
+         name="escalation_claim"),
+    path("escalations/<int:escalation_id>/release/", escalations.escalation_release,
+         name="escalation_release"),
+    path("runs/", runs.run_list, name="run_list"),
+    path("runs/new/", pages.run_new, name="run_new"),
+    path("runs/<int:run_id>/", runs.run_detail, name="run_detail"),
+    path("runs/<int:run_id>/cancel/", runs.run_cancel, name="run_cancel"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("audit/", audit.audit_log, name="audit"),
+    path("healthz", pages.healthz, name="healthz"),
 ]

@@ -86,3 +86,9 @@ def demo(transactional_db):
         "other_team": other_team,
         "outsider": outsider,
     }
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Tests log in often; the production hasher's cost buys nothing here."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

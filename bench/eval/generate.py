@@ -13,10 +13,13 @@ competent support agent would reach with no operator in the loop:
 The orders are the agent's shipped order data (``agents/support_refunds/orders.json``) and
 its fault-injected orders: 9999 (backend down: 503 on every try), 9997 (two 503s per
 process, then answers; only used for status questions because it cannot be refunded).
-The mix is about three quarters plain requests (status, refunds under and over the
-approval amount) and one quarter messages a keyword reader gets wrong (negations, policy
-questions, several orders, partial amounts, hedges), plus unknown orders, a backend that is
-down and requests without an order number. Deterministic: a fixed seed, unique messages.
+The mix is about two thirds plain requests (status, refunds under and over the approval
+amount), a quarter messages a keyword reader gets wrong (negations, policy questions,
+several orders, partial amounts, hedges), and the rest unknown orders, a backend that is
+down and requests without an order number (see ``CATEGORIES``). Compound requests (two
+asks in one message) are beyond the agent, which settles one ask per run: both policies
+are expected to fail them — they show the set can tell a wrong answer from a right one.
+Deterministic: a fixed seed, unique messages.
 """
 
 from __future__ import annotations
@@ -40,6 +43,22 @@ POLICY_SENTENCE = {
     "returns.md": "returned unused in their original packaging within 30 days",
     "refund-policy.md": "within 30 days of delivery",
     "shipping.md": "Standard shipping takes 3 to 7 business days",
+}
+
+CATEGORIES = {
+    "status": "where is my order: answer with its status",
+    "refund_under_approval": "refund ≤ $100: issued, no human",
+    "refund_over_approval": "refund > $100: escalated for approval with the right amount",
+    "unknown_order": "no such order: the lookup fails, escalated (tool_failed)",
+    "backend_down": "order service 503 on every try: escalated (tool_failed)",
+    "missing_order": "no order number: the agent must ask (low_confidence)",
+    "hedged": "clear request in hedged words: same outcome as plain",
+    "negated_refund": "\"I don't want a refund\", status question: no refund",
+    "policy_question": "how returns/refunds/shipping work: answer from the knowledge base",
+    "several_orders": "several orders, one singled out: act on that one",
+    "several_orders_unclear": "several orders, none singled out: ask which (low_confidence)",
+    "partial_amount": "an explicit amount: refund that, not the total",
+    "compound_request": "two asks in one message: expected to fail under both policies",
 }
 
 OPENERS = ["", "Hi, ", "Hello, ", "Hey there. ", "Good morning. ", "Hi team, ", "Quick one: "]

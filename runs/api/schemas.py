@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
 from ninja import Schema
 from pydantic import Field, field_validator
@@ -18,6 +20,8 @@ RunStatusName = Literal[tuple(s.value for s in RunStatus)]  # type: ignore[valid
 ActionName = Literal[tuple(d.value for d in Decision)]  # type: ignore[valid-type]
 EscalationStatusName = Literal[tuple(Escalation.Status.values)]  # type: ignore[valid-type]
 _url = URLValidator(schemes=["http", "https"])
+_json = DjangoJSONEncoder()
+USD = Decimal("0.00000001")
 
 
 class ErrorBody(Schema):
@@ -154,7 +158,11 @@ class AgentList(Schema):
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    return _json.default(value) if value else None  # as the API renders datetimes
+
+
+def _usd(value: Decimal) -> str:
+    return f"{Decimal(value).quantize(USD):f}"
 
 
 def run_out(run: Run, steps: list[Step] | None = None) -> dict[str, Any]:
@@ -172,7 +180,7 @@ def run_out(run: Run, steps: list[Step] | None = None) -> dict[str, Any]:
         "usage": {
             "steps": run.step_count, "tokens_in": run.tokens_in, "tokens_out": run.tokens_out,
             "tokens_cached": run.tokens_cached, "tokens_reasoning": run.tokens_reasoning,
-            "cost_usd": str(run.cost_usd), "active_seconds": round(run.active_seconds, 3),
+            "cost_usd": _usd(run.cost_usd), "active_seconds": round(run.active_seconds, 3),
         },
         "escalation_id": escalation_id,
         "idempotency_key": run.idempotency_key or None,
@@ -189,7 +197,7 @@ def step_out(step: Step) -> dict[str, Any]:
     return {
         "index": step.index, "kind": step.kind, "name": step.name, "tier": step.tier,
         "model": step.model, "tokens_in": step.tokens_in, "tokens_out": step.tokens_out,
-        "tokens_cached": step.tokens_cached, "cost_usd": str(step.cost_usd),
+        "tokens_cached": step.tokens_cached, "cost_usd": _usd(step.cost_usd),
         "latency_ms": step.latency_ms, "confidence": step.confidence, "args": step.args or {},
         "result": step.result, "error": step.error, "attempts": step.attempts,
         "created_at": _iso(step.created_at),

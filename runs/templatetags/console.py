@@ -86,3 +86,103 @@ def nav_active(context: template.Context, prefix: str, exclude: str = "") -> str
     path = getattr(request, "path", "") or ""
     hit = path.startswith(prefix) and not (exclude and path.startswith(exclude))
     return mark_safe(' aria-current="page"') if hit else ""
+
+
+def _seconds(value: object) -> float | None:
+    if value is None or value == "":
+        return None
+    if hasattr(value, "total_seconds"):
+        return value.total_seconds()  # type: ignore[union-attr]
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+@register.filter
+def duration(value: object) -> str:
+    """Seconds (or a timedelta) as ``42s``, ``3m 05s``, ``2h 10m``, ``3d 4h``."""
+    seconds = _seconds(value)
+    if seconds is None:
+        return "—"
+    s = int(round(abs(seconds)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+@register.filter
+def time_to_decision(esc: object) -> str:
+    """decided_at − created_at of an escalation, or a dash while it is open."""
+    decided, created = getattr(esc, "decided_at", None), getattr(esc, "created_at", None)
+    return duration(decided - created) if decided and created else "—"
+
+
+@register.filter
+def time_left(deadline: object) -> str:
+    """What is left before an SLA deadline: ``12m left``, ``overdue 3m``, or a dash."""
+    from django.utils import timezone
+
+    if deadline is None or not hasattr(deadline, "tzinfo"):
+        return "—"
+    left = (deadline - timezone.now()).total_seconds()  # type: ignore[operator]
+    return f"overdue {duration(-left)}" if left < 0 else f"{duration(left)} left"
+
+
+@register.filter
+def due_level(deadline: object) -> str:
+    """A CSS modifier for the deadline chip: none, ok, soon (< 15 min), overdue."""
+    from django.utils import timezone
+
+    if deadline is None or not hasattr(deadline, "tzinfo"):
+        return "none"
+    left = (deadline - timezone.now()).total_seconds()  # type: ignore[operator]
+    return "overdue" if left < 0 else "soon" if left < 900 else "ok"
+
+
+@register.filter
+def claim_state(esc: object, user: object) -> str:
+    """``free``, ``mine``, ``theirs`` (a live claim) or ``stale`` (anyone may take it over)."""
+    from runs import claims
+
+    if getattr(esc, "claimed_by_id", None) is None:
+        return "free"
+    if claims.is_stale(esc):  # type: ignore[arg-type]
+        return "stale" if esc.claimed_by_id != getattr(user, "pk", None) else "mine"
+    return "mine" if esc.claimed_by_id == getattr(user, "pk", None) else "theirs"
+
+
+@register.filter
+def percent(value: object) -> str:
+    try:
+        return f"{float(value) * 100:.0f}%"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "—"
+
+
+@register.filter
+def audit_label(action: str) -> str:
+    from runs.audit import ACTION_LABELS
+
+    return ACTION_LABELS.get(action, action.replace("_", " ").replace(".", " "))
+
+
+@register.filter
+def compact_json(value: object) -> str:
+    """One-line JSON for previews (a tool's result in the timeline)."""
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False,
+                      separators=(", ", ": "))
+
+
+@register.filter
+def ago(value: object) -> str:
+    """``3 hours ago``: the largest unit only, so a list column stays one line."""
+    from django.utils.timesince import timesince
+
+    if not value:
+        return "—"
+    return f"{timesince(value, depth=1)} ago"  # type: ignore[arg-type]

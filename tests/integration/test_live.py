@@ -65,8 +65,9 @@ def test_inbox_gets_new_escalation_and_other_team_gets_nothing(demo):
         assert (await theirs.connect())[0]
         run = await database_sync_to_async(submit)(demo["team"], demo["operator"],
                                                    "I want a refund for order 1042")
-        html = await receive_until(mine, "approval")
-        assert 'hx-swap-oob="afterbegin:#inbox-list"' in html
+        # the inbox is filtered per viewer: the team hears a signal, each inbox re-fetches
+        html = await receive_until(mine, 'data-kind="escalation.opened"')
+        assert 'id="inbox-signal" hidden hx-swap-oob="true"' in html
         assert await theirs.receive_nothing(timeout=1)
         await mine.disconnect()
         await theirs.disconnect()

@@ -47,10 +47,12 @@ _MONEY_RE = re.compile(
     r"(?:[$€£]\s?(?P<a>\d+(?:[.,]\d{1,2})?))|(?:(?P<b>\d+(?:[.,]\d{1,2})?)\s?(?:dollars|usd|eur|euros)\b)",
     re.IGNORECASE,
 )
+_AMOUNT_BACK_RE = re.compile(r"[$€£]\s?\d+(?:[.,]\d{1,2})?\s+back\b")
 PROBLEM_PHRASES: tuple[str, ...] = (
     "broken", "broke", "damaged", "cracked", "defective", "faulty", "wrong", "missing",
     "never arrived", "never came", "stopped working", "doesn't work", "smashed", "torn",
 )
+_PARENS_RE = re.compile(r"\([^)]*\)")
 _CLAUSE_RE = re.compile(r"[.;!?,]|\s-\s|\bbut\b|\band\b|\bwhile\b|\bwhereas\b", re.IGNORECASE)
 
 
@@ -92,7 +94,10 @@ def _refund_mentions(text: str) -> list[bool]:
 
 
 def asks_for_refund(text: str) -> bool:
-    """A refund word that is not negated: "refund order 1001", not "I don't want a refund"."""
+    """A refund word that is not negated ("refund order 1001", not "I don't want a refund"),
+    or an amount wanted back ("I only want $10 back")."""
+    if _AMOUNT_BACK_RE.search(text):
+        return True
     return any(not negated for negated in _refund_mentions(text))
 
 
@@ -131,6 +136,8 @@ def singled_out_order(text: str) -> str | None:
     """With several order numbers: the one whose clause asks for the refund or names the
     problem ("1001 is fine but 1042 arrived broken"), when exactly one does."""
     candidates: list[str] = []
+    # a list in parentheses, "(2001, 1077)", is one mention of several orders, not clauses
+    text = _PARENS_RE.sub(lambda m: m.group(0).replace(",", " "), text)
     for clause in _CLAUSE_RE.split(text):
         numbers = order_numbers(clause)
         if numbers and (asks_for_refund(clause) or contains_phrase(clause, PROBLEM_PHRASES)):

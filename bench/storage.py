@@ -1,0 +1,143 @@
+"""Database growth per step.
+
+A fresh database (migrated, demo data seeded) is measured, runs of the evaluation mix are
+driven to their end (or escalation) with ``runs.execution.advance``, and the database is
+measured again. Postgres: ``pg_database_size`` — all tables, indexes and TOAST, including
+the row versions each checkpoint UPDATE leaves behind until autovacuum reclaims them.
+SQLite: the database file plus its WAL after a ``wal_checkpoint(TRUNCATE)``.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from . import deploy, workload
+from .report import Section, Target, fmt
+
+section = Section("Storage per step")
+TARGETS = {"storage_bytes_per_step": Target("<=", 4096, "bytes")}
+RUNS = 250
+THREADS = 4
+TABLES = ["runs_run", "runs_step", "runs_toolcall", "runs_escalation", "runs_teamdailyspend"]
+
+
+def _size(database_url: str) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("SELECT pg_database_size(current_database())")
+            return int(cur.fetchone()[0])
+        cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = Path(database_url.removeprefix("sqlite:///"))
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def _tables() -> dict[str, int]:
+    from django.db import connection
+
+    sizes = {}
+    with connection.cursor() as cur:
+        for table in TABLES:
+            if connection.vendor == "postgresql":
+                cur.execute("SELECT pg_total_relation_size(%s)", [table])
+            else:
+                cur.execute("SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name = %s "
+                            "OR name IN (SELECT name FROM sqlite_master WHERE tbl_name = %s)",
+                            [table, table])
+            sizes[table] = int(cur.fetchone()[0])
+    return sizes
+
+
+def _compacted() -> dict[str, int]:
+    """Table sizes after VACUUM FULL: the live data without dead row versions."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            for table in TABLES:
+                cur.execute(f"VACUUM FULL {table}")
+        else:
+            cur.execute("VACUUM")
+    return _tables()
+
+
+def _drive_one(team, message: str) -> None:
+    from django.db import connection
+
+    try:
+        workload.drive(workload.submit(team, message))
+    finally:
+        connection.close()
+
+
+def run() -> dict[str, float]:
+    env = deploy.in_process("storage", latency_scale=0.0)
+    try:
+        from runs.models import Run, Step
+
+        team = workload.make_team("bench-storage")
+        tasks = workload.timing_tasks()
+        tables_before = _tables()
+        before = _size(env.database_url)
+        with ThreadPoolExecutor(THREADS) as pool:
+            list(pool.map(lambda i: _drive_one(team, tasks[i % len(tasks)]["message"]),
+                          range(RUNS)))
+        after = _size(env.database_url)
+        tables_after = _tables()
+        steps = Step.objects.count()
+        runs = Run.objects.count()
+        state_bytes = _mean_state_bytes()
+        compacted = _compacted()
+    finally:
+        env.close()
+    metrics = {
+        "storage_bytes_per_step": round((after - before) / steps, 1),
+        "storage_steps": steps,
+    }
+    _write_section(metrics, before, after, steps, runs, tables_before, tables_after, compacted,
+                   state_bytes)
+    return metrics
+
+
+def _mean_state_bytes() -> float:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("SELECT AVG(pg_column_size(state)), AVG(octet_length(state::text)) "
+                        "FROM runs_run")
+        else:
+            cur.execute("SELECT AVG(length(state)), AVG(length(state)) FROM runs_run")
+        stored, text = cur.fetchone()
+    return float(stored or 0), float(text or 0)
+
+
+def _write_section(metrics, before, after, steps, runs, tables_before, tables_after, compacted,
+                   state_bytes) -> None:
+    s = section
+    s.lines.clear()
+    s.add(f"**Mode:** {deploy.mode_label()}. **Size:** {runs} runs, {steps} steps "
+          "(evaluation-set messages; answers, refunds, approvals, questions, unknown orders). "
+          "**How:** " + (__doc__ or "").split("\n\n")[1].replace("\n", " "))
+    why = {}
+    if metrics["storage_bytes_per_step"] > TARGETS["storage_bytes_per_step"].value:
+        grow = {t: tables_after[t] - tables_before[t] for t in TABLES}
+        top = max(grow, key=grow.get)
+        why["storage_bytes_per_step"] = (
+            f"{top} grew most ({fmt(grow[top] / steps)} B/step); the run row is rewritten "
+            "with the whole state at every step")
+    s.verdicts(metrics, TARGETS, why)
+    s.table(["", "bytes"], [["database before", before], ["database after", after],
+                            ["growth", after - before], ["per step", (after - before) / steps]])
+    rows = []
+    for t in TABLES:
+        grew = tables_after[t] - tables_before[t]
+        rows.append([t, grew, grew / steps, compacted[t] / steps])
+    s.add("By table (indexes and TOAST included):")
+    s.table(["table", "growth bytes", "bytes / step", "bytes / step after VACUUM FULL"], rows)
+    s.add(f"Mean checkpoint (`Run.state`) at the end of a run: {fmt(state_bytes[1])} bytes of "
+          f"JSON, {fmt(state_bytes[0])} bytes as stored. Every step UPDATEs the run "
+          "row with the whole state, so until (auto)vacuum reclaims them each step leaves a "
+          "dead version of the row behind; the compacted column is the live data alone.")

@@ -1,0 +1,208 @@
+"""``/metrics`` in Prometheus' text format.
+
+Everything the database knows (runs by status and reason, steps by kind and tier, tokens,
+cost, open escalations, time to decision, tool calls, webhook deliveries) is computed *at
+scrape time* from the database, so any web process gives the same, complete answer however
+many processes and workers there are. The queue depth comes from Redis (LLEN of the Celery
+queue; 0 on the in-process broker) and breaker states from the shared breaker store.
+
+The one thing counted in memory is API requests by method and status: that counter is per
+process (each web process exposes its own; Prometheus sums them across targets) and starts
+from zero when the process restarts, as counters do.
+
+Set ``METRICS_TOKEN`` to require ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from .models import Escalation, Run, Step, ToolCall, WebhookDelivery
+
+log = logging.getLogger(__name__)
+DECISION_BUCKETS = (10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
+BREAKER_STATES = ("closed", "half_open", "open")
+
+# No auto_describe: describing a collector would run its queries at import time.
+REGISTRY = CollectorRegistry(auto_describe=False)
+API_REQUESTS = Counter(
+    "agentdesk_api_requests", "REST API responses by method and status (this process).",
+    ["method", "status"], registry=REGISTRY,
+)
+
+
+def count_api_request(method: str, status: int) -> None:
+    API_REQUESTS.labels(method=method, status=str(status)).inc()
+
+
+class DatabaseCollector(Collector):
+    """Gauges and totals read from the database on every scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from runs_metrics()
+        yield from steps_metrics()
+        yield from escalation_metrics()
+        yield from tool_metrics()
+        yield from webhook_metrics()
+
+
+class RuntimeCollector(Collector):
+    """Queue depth (broker) and breaker states (shared store)."""
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily("agentdesk_queue_depth",
+                                  "Messages waiting in the Celery queue.", labels=["queue"])
+        queue = settings.CELERY_TASK_DEFAULT_QUEUE
+        depth.add_metric([queue], queue_depth(queue))
+        yield depth
+        yield from breaker_metrics()
+
+
+def runs_metrics() -> Iterator[Metric]:
+    runs = GaugeMetricFamily("agentdesk_runs", "Runs by status and reason.",
+                             labels=["status", "reason"])
+    for row in Run.objects.values("status", "reason").annotate(n=Count("pk")).order_by():
+        runs.add_metric([row["status"], row["reason"]], row["n"])
+    yield runs
+    totals = Run.objects.aggregate(
+        tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out"),
+        tokens_cached=Sum("tokens_cached"), tokens_reasoning=Sum("tokens_reasoning"),
+        cost=Sum("cost_usd"),
+    )
+    tokens = CounterMetricFamily("agentdesk_tokens", "Model tokens used by all runs.",
+                                 labels=["kind"])
+    for kind in ("in", "out", "cached", "reasoning"):
+        tokens.add_metric([kind], float(totals[f"tokens_{kind}"] or 0))
+    yield tokens
+    cost = CounterMetricFamily("agentdesk_cost_usd", "Model spend of all runs (USD).")
+    cost.add_metric([], float(totals["cost"] or 0))
+    yield cost
+
+
+def steps_metrics() -> Iterator[Metric]:
+    steps = GaugeMetricFamily("agentdesk_steps", "Steps by kind and tier (model steps).",
+                              labels=["kind", "tier"])
+    for row in Step.objects.values("kind", "tier").annotate(n=Count("pk")).order_by():
+        steps.add_metric([row["kind"], row["tier"]], row["n"])
+    yield steps
+
+
+def escalation_metrics() -> Iterator[Metric]:
+    open_now = GaugeMetricFamily("agentdesk_escalations_open",
+                                 "Escalations waiting for a human, by reason.",
+                                 labels=["reason"])
+    for row in (Escalation.objects.filter(status=Escalation.Status.OPEN)
+                .values("reason").annotate(n=Count("pk")).order_by()):
+        open_now.add_metric([row["reason"]], row["n"])
+    yield open_now
+    decided = Escalation.objects.filter(status=Escalation.Status.DECIDED,
+                                        decided_at__isnull=False)
+    buckets = {f"le_{b}": Count("pk", filter=Q(decided_at__lte=F("created_at")
+                                                + timedelta(seconds=b)))
+               for b in DECISION_BUCKETS}
+    wait = ExpressionWrapper(F("decided_at") - F("created_at"), output_field=DurationField())
+    row = decided.aggregate(total=Count("pk"), waited=Sum(wait), **buckets)
+    hist = HistogramMetricFamily("agentdesk_escalation_time_to_decision_seconds",
+                                 "From escalation to a human's decision.")
+    waited = row["waited"]
+    hist.add_metric(
+        [], [(str(float(b)), row[f"le_{b}"]) for b in DECISION_BUCKETS]
+        + [("+Inf", row["total"])],
+        sum_value=waited.total_seconds() if waited else 0.0,
+    )
+    yield hist
+
+
+def tool_metrics() -> Iterator[Metric]:
+    calls = CounterMetricFamily("agentdesk_tool_calls",
+                                "Tool executions in the ledger, by tool and outcome.",
+                                labels=["tool", "status"])
+    failures = CounterMetricFamily("agentdesk_tool_failures", "Failed tool executions.",
+                                   labels=["tool"])
+    for row in ToolCall.objects.values("tool", "status").annotate(n=Count("pk")).order_by():
+        calls.add_metric([row["tool"], row["status"]], row["n"])
+        if row["status"] == ToolCall.Status.FAILED:
+            failures.add_metric([row["tool"]], row["n"])
+    yield calls
+    yield failures
+
+
+def webhook_metrics() -> Iterator[Metric]:
+    hooks = GaugeMetricFamily("agentdesk_webhook_deliveries", "Webhook deliveries by status.",
+                              labels=["status"])
+    for row in WebhookDelivery.objects.values("status").annotate(n=Count("pk")).order_by():
+        hooks.add_metric([row["status"]], row["n"])
+    yield hooks
+
+
+def breaker_metrics() -> Iterator[Metric]:
+    from .breakers import breaker_states
+
+    state = GaugeMetricFamily("agentdesk_tool_breaker_state",
+                              "1 for each tool's current circuit state (others 0).",
+                              labels=["tool", "state"])
+    failures = GaugeMetricFamily("agentdesk_tool_breaker_failures",
+                                 "Consecutive failures a tool's breaker has counted.",
+                                 labels=["tool"])
+    try:
+        states = breaker_states()
+    except Exception:  # the breaker store is down: say nothing rather than fail the scrape
+        log.warning("breaker states unavailable", exc_info=True)
+        states = {}
+    for tool, info in states.items():
+        for name in BREAKER_STATES:
+            state.add_metric([tool, name], 1.0 if info.get("state") == name else 0.0)
+        failures.add_metric([tool], float(info.get("failures") or 0))
+    yield state
+    yield failures
+
+
+def queue_depth(queue: str) -> int:
+    """LLEN of the Celery queue on Redis (with kombu's priority sub-queues); 0 in memory."""
+    if not settings.REDIS_URL:
+        return 0
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0,
+                                      socket_connect_timeout=1.0)
+        names = [queue] + [f"{queue}\x06\x16{p}" for p in (3, 6, 9)]
+        with client.pipeline() as pipe:
+            for name in names:
+                pipe.llen(name)
+            return int(sum(pipe.execute()))
+    except redis.RedisError:
+        log.warning("queue depth unavailable", exc_info=True)
+        return 0
+
+
+REGISTRY.register(DatabaseCollector())
+REGISTRY.register(RuntimeCollector())
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    token = settings.METRICS_TOKEN
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            response = HttpResponse("metrics need a bearer token\n", status=401,
+                                    content_type="text/plain")
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)

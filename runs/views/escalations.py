@@ -1,0 +1,118 @@
+"""One escalation: the page, deciding it, and claiming it. Every action answers htmx with a
+fragment and a plain form post with a redirect (the page works without JavaScript)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from agentdesk.runtime.outcomes import BOUND_REASONS
+
+from .. import claims, selectors, services
+from ..forms import DecisionForm, InboxFilterForm
+
+
+@login_required
+def escalation_detail(request: HttpRequest, escalation_id: int) -> HttpResponse:
+    esc = selectors.escalation_for(request.user, escalation_id)
+    filters = InboxFilterForm(request.GET).filters()
+    previous, following = selectors.inbox_neighbours(request.user, esc, filters)
+    qs = filters.querystring()
+    context = {**escalation_context(esc), "previous_id": previous,
+               "next_id": following, "qs": qs}
+    return render(request, "runs/escalation_detail.html", context)
+
+
+def escalation_context(esc) -> dict:
+    run = esc.run
+    return {
+        "esc": esc, "run": run, "steps": selectors.steps_of(run), "form": DecisionForm(),
+        "bound_reasons": BOUND_REASONS, "claim_timeout": claims.timeout_seconds(),
+        "editable": bool(esc.proposed_tool) and esc.proposed_tool != "final_answer",
+        "args_json": json.dumps(esc.proposed_args, indent=2, sort_keys=True),
+    }
+
+
+@login_required
+@require_POST
+def escalation_decide(request: HttpRequest, escalation_id: int) -> HttpResponse:
+    esc = selectors.escalation_for(request.user, escalation_id)
+    form = DecisionForm(request.POST)
+    error, fields, status = "", {}, 200
+    if not form.is_valid():
+        error, status = form.first_error(), 400
+        fields = {k: [str(e) for e in v] for k, v in form.errors.items()}
+    else:
+        try:
+            services.decide(escalation_id=esc.pk, user=request.user, **form.decision_kwargs())
+        except services.ServiceError as exc:
+            error, fields = exc.message, exc.fields
+            conflict = isinstance(exc, services.AlreadyDecided | services.RunNotWaiting)
+            status = 409 if conflict else 400
+    esc = selectors.escalation_for(request.user, esc.pk)
+    if request.htmx:
+        ctx = {**escalation_context(esc), "error": error, "field_errors": fields}
+        return render(request, "runs/escalation_detail.html#decision-status", ctx,
+                      status=status)
+    if error:
+        details = "; ".join(f"{k}: {', '.join(v)}" for k, v in fields.items())
+        messages.error(request, f"{error} {details}".strip())
+    else:
+        messages.success(request, f"Decision recorded: {esc.decision}.")
+    return redirect("escalation_detail", escalation_id=esc.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def escalation_claim(request: HttpRequest, escalation_id: int) -> HttpResponse:
+    """GET: the claim box (pages re-fetch it when a claim changes). POST: claim it, renew
+    one's own claim, or take over a stale one."""
+    esc = selectors.escalation_for(request.user, escalation_id)
+    if request.method == "GET":
+        return render(request, "runs/escalation_detail.html#claim-box",
+                      escalation_context(esc))
+    return _claim_action(request, esc, claims.claim)
+
+
+@login_required
+@require_POST
+def escalation_release(request: HttpRequest, escalation_id: int) -> HttpResponse:
+    esc = selectors.escalation_for(request.user, escalation_id)
+    return _claim_action(request, esc, claims.release)
+
+
+DONE = {"claimed": "Claimed #{id}.", "renewed": "You still hold #{id}.",
+        "claim_taken_over": "Took over #{id} from {previous}.", "released": "Released #{id}."}
+
+
+def _claim_action(request: HttpRequest, esc, action: Callable) -> HttpResponse:
+    error, status, done = "", 200, ""
+    try:
+        outcome = action(escalation_id=esc.pk, user=request.user)
+        done = DONE[outcome.action].format(id=esc.pk, previous=outcome.previous or "someone")
+    except services.ServiceError as exc:
+        error = exc.message
+        status = 409 if isinstance(exc, services.AlreadyDecided) else 400
+    esc = selectors.escalation_for(request.user, esc.pk)
+    if request.htmx:
+        context = {**escalation_context(esc), "claim_error": error,
+                   "claim_done": done, "qs": request.POST.get("qs", "")}
+        partial = "inbox.html#inbox-row" if request.POST.get("fragment") == "row" \
+            else "escalation_detail.html#claim-box"
+        return render(request, f"runs/{partial}", context, status=status)
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, done)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()},
+                                           require_https=request.is_secure()):
+        target = f"/escalations/{esc.pk}/"
+    return redirect(target)

@@ -1,0 +1,64 @@
+"""Steps the console's browser tests share: start a run, wait for its escalation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+CLICK_NOW = "sel => document.querySelector(sel)?.click()"
+
+
+@pytest.fixture(name="started")
+def started_fixture(login) -> Iterator[list[int]]:
+    """Run ids a test starts; afterwards every one still going is cancelled, so the next
+    test (on the same app) starts from an inbox without them."""
+    runs: list[int] = []
+    yield runs
+    page = login("admin").new_page()
+    for run_id in runs:
+        page.goto(f"/runs/{run_id}/")
+        if page.get_by_test_id("cancel-run").is_visible():
+            page.get_by_test_id("cancel-run").click()
+            expect(page.get_by_test_id("run-actions")).to_contain_text("nothing to cancel")
+
+
+def click_now(page: Page, testid: str) -> None:
+    """Click at once, without waiting for the element to settle (two operators at once)."""
+    page.evaluate(CLICK_NOW, f'[data-testid="{testid}"]')
+
+
+def start_run(page: Page, message: str, started: list[int] | None = None) -> int:
+    page.goto("/runs/new/")
+    page.select_option("select[name=agent]", label="support-refunds — Demo team")
+    page.fill("textarea[name=message]", message)
+    page.get_by_test_id("start-run").click()
+    page.wait_for_url(re.compile(r"/runs/\d+/$"))
+    run_id = int(re.search(r"/runs/(\d+)/$", page.url).group(1))
+    if started is not None:
+        started.append(run_id)
+    return run_id
+
+
+def escalation_of(page: Page, run_id: int) -> int:
+    """Wait for the run to pause; the id of its open escalation."""
+    page.goto(f"/runs/{run_id}/")
+    expect(page.get_by_test_id("run-status")).to_have_text("waiting_human", timeout=30_000)
+    href = page.get_by_test_id("open-escalation").first.get_attribute("href")
+    return int(re.search(r"/escalations/(\d+)/", href).group(1))
+
+
+def mark_page(page: Page) -> None:
+    """A marker a reload would erase: proves updates arrive without one."""
+    page.evaluate("window.__noReload = true")
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.__noReload === true")
+
+
+def row_ids(page: Page) -> list[int]:
+    return [int(i) for i in page.eval_on_selector_all(
+        "[data-testid=inbox-row]", "rows => rows.map(r => r.dataset.escId)")]

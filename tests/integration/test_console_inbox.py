@@ -1,0 +1,152 @@
+"""The inbox: triage order, filters, search, counts, pages, scale, and live signals."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from runs import claims, events, selectors
+from runs.models import Escalation
+
+from .console_data import client_for, escalation, many_escalations
+from .test_live import bind_here, connect, receive_until
+
+HX = {"HX-Request": "true"}
+
+
+@pytest.fixture(autouse=True)
+def unbind_loop():
+    yield
+    events.bind_loop(None)
+
+
+def row_ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'data-testid="inbox-row" data-esc-id="(\d+)"', html)]
+
+
+def count(html: str, testid: str) -> int:
+    return int(re.search(rf'data-testid="{testid}">(\d+)<', html).group(1))
+
+
+def test_rows_are_sorted_by_priority_then_time_left(demo):
+    team = demo["team"]
+    low = escalation(team, reason="low_confidence", deadline_in=60)
+    no_deadline = escalation(team, reason="approval_required", deadline_in=None)
+    later = escalation(team, reason="approval_required", deadline_in=3000)
+    sooner = escalation(team, reason="tool_failed", deadline_in=100)
+    bound = escalation(team, reason="step_limit", deadline_in=10)
+    other = escalation(team, reason="rejected", deadline_in=5)  # unknown to triage: 50
+    html = client_for(demo["operator"]).get("/inbox/").content.decode()
+    assert row_ids(html) == [sooner.pk, later.pk, no_deadline.pk, bound.pk, low.pk, other.pk]
+    assert [e.priority for e in (sooner, bound, low, other)] == [10, 20, 30, 50]
+    assert "left" in html  # the time left before the SLA deadline is shown
+
+
+def test_filters_search_and_counts(demo):
+    team, op, admin = demo["team"], demo["operator"], demo["admin"]
+    mine = escalation(team, reason="approval_required", claimed_by=op,
+                      message="Refund my headphones")
+    theirs = escalation(team, reason="low_confidence", claimed_by=admin,
+                        question="Which order do you mean?")
+    free = escalation(team, reason="low_confidence", message="Where is my parcel?")
+    escalation(team, reason="tool_failed")
+    client = client_for(op)
+
+    page = client.get("/inbox/").content.decode()
+    assert (count(page, "count-claimed-all"), count(page, "count-claimed-mine"),
+            count(page, "count-claimed-unclaimed")) == (4, 1, 2)
+    assert "low confidence (2)" in page and "approval required (1)" in page
+
+    assert row_ids(client.get("/inbox/?claimed=mine").content.decode()) == [mine.pk]
+    unclaimed = client.get("/inbox/?claimed=unclaimed").content.decode()
+    assert theirs.pk not in row_ids(unclaimed) and free.pk in row_ids(unclaimed)
+    filtered = client.get("/inbox/?reason=low_confidence").content.decode()
+    assert sorted(row_ids(filtered)) == sorted([theirs.pk, free.pk])
+    # a facet's counts ignore its own choice but honour the others
+    assert count(filtered, "count-claimed-unclaimed") == 1
+    assert "approval required (1)" in filtered
+    assert row_ids(client.get("/inbox/?q=headphones").content.decode()) == [mine.pk]  # task
+    assert row_ids(client.get("/inbox/?q=WHICH+ORDER").content.decode()) == [theirs.pk]
+    assert row_ids(client.get("/inbox/?agent=support-refunds&team=demo&q=parcel")
+                   .content.decode()) == [free.pk]
+    assert row_ids(client.get("/inbox/?team=other").content.decode()) == []
+    assert client.get("/inbox/?claimed=bogus&page=x&reason=%3Cb%3E").status_code == 200
+
+
+def test_a_stale_claim_counts_as_unclaimed(demo, settings):
+    settings.CLAIM_TIMEOUT_SECONDS = 60
+    stale = escalation(demo["team"], claimed_by=demo["admin"], claimed_ago=120)
+    page = client_for(demo["operator"]).get("/inbox/?claimed=unclaimed").content.decode()
+    assert row_ids(page) == [stale.pk] and "stale" in page and "Take over" in page
+
+
+def test_pages_of_fifty_with_htmx_partials(demo):
+    many_escalations(demo["team"], 120)
+    client = client_for(demo["operator"])
+    first = client.get("/inbox/").content.decode()
+    assert len(row_ids(first)) == 50 and "Page 1 of 3" in first
+    last = client.get("/inbox/?page=3", headers=HX)
+    html = last.content.decode()
+    assert len(row_ids(html)) == 20 and "<html" not in html and 'id="inbox-results"' in html
+    assert len(row_ids(client.get("/inbox/?page=99").content.decode())) == 20  # clamped
+    every = set()
+    for n in (1, 2, 3):
+        every |= set(row_ids(client.get(f"/inbox/?page={n}").content.decode()))
+    assert len(every) == 120  # pages neither overlap nor skip
+
+
+def test_ten_thousand_open_escalations_take_a_fixed_number_of_queries(demo):
+    many_escalations(demo["team"], 10_000)
+    escalation(demo["team"], claimed_by=demo["admin"])
+    client = client_for(demo["operator"])
+    client.get("/inbox/")  # warm up the session and the user
+    with CaptureQueriesContext(connection) as queries:
+        resp = client.get("/inbox/?page=7&reason=low_confidence")
+    assert resp.status_code == 200 and len(row_ids(resp.content.decode())) == 50
+    assert len(queries) <= 8, [q["sql"][:120] for q in queries]
+    total, _ = selectors.inbox_counts(demo["operator"], selectors.InboxFilters())
+    assert total == 10_001
+
+
+def test_escalation_page_links_to_its_neighbours_in_inbox_order(demo):
+    team = demo["team"]
+    a = escalation(team, reason="approval_required", deadline_in=60)
+    b = escalation(team, reason="approval_required", deadline_in=None)
+    c = escalation(team, reason="low_confidence", deadline_in=10)
+    client = client_for(demo["operator"])
+    html = client.get(f"/escalations/{b.pk}/").content.decode()
+    assert f'href="/escalations/{a.pk}/" data-key="k"' in html
+    assert f'href="/escalations/{c.pk}/" data-key="j"' in html
+    filtered = client.get(f"/escalations/{c.pk}/?reason=low_confidence").content.decode()
+    assert 'data-testid="esc-prev"' not in filtered and 'data-testid="esc-next"' not in filtered
+    first = client.get(f"/escalations/{a.pk}/").content.decode()
+    assert 'data-testid="esc-prev"' not in first and f"/escalations/{b.pk}/" in first
+
+
+@pytest.mark.usefixtures("data_dir")
+def test_claims_and_decisions_signal_every_inbox_of_the_team_only(demo):
+    esc = escalation(demo["team"])
+    mine = connect("/ws/inbox/", demo["admin"])
+    theirs = connect("/ws/inbox/", demo["outsider"])
+    run_socket = connect(f"/ws/runs/{esc.run_id}/", demo["admin"])
+
+    async def scenario():
+        await bind_here()
+        for comm in (mine, theirs, run_socket):
+            assert (await comm.connect())[0]
+        await database_sync_to_async(claims.claim)(escalation_id=esc.pk, user=demo["operator"])
+        signal = await receive_until(mine, 'id="inbox-signal"')
+        assert 'data-kind="escalation.claimed"' in signal
+        claim_sync = await receive_until(run_socket, 'id="claim-sync"')
+        assert f'hx-get="/escalations/{esc.pk}/claim/"' in claim_sync
+        assert await theirs.receive_nothing(timeout=0.5)
+        for comm in (mine, theirs, run_socket):
+            await comm.disconnect()
+
+    async_to_sync(scenario)()
+    assert Escalation.objects.get(pk=esc.pk).claimed_by == demo["operator"]
