@@ -27,6 +27,7 @@ TARGETS = {
     "console_escalation_p95_ms": Target("<=", 250.0, "ms"),
     "console_dashboard_p95_ms": Target("<=", 500.0, "ms"),
     "console_inbox_queries": Target("<=", 8, "queries"),
+    "inbox_render_p95_ms": Target("<=", 150.0, "ms"),  # the name and target
 }
 REQUESTS: list[tuple[str, str, str]] = [  # metric stem, method, url ({esc} filled in)
     ("inbox", "get", "/inbox/"),
@@ -141,6 +142,7 @@ def run() -> dict[str, float]:
             metrics[f"console_{stem}_p95_ms"] = round(percentile(times, 95), 2)
             if stem == "inbox":
                 metrics["console_inbox_queries"] = float(samples[-1][1])
+                metrics["inbox_render_p95_ms"] = metrics["console_inbox_p95_ms"]
         section.add(markdown(metrics, seeded_s=seeded_s))
         return metrics
     finally:
