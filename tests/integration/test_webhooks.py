@@ -116,6 +116,8 @@ def test_success_is_posted_signed_to_the_runs_callback_url(demo, data_dir, recei
     assert payload["event"] == "run.succeeded" and payload["sent_at"]
     assert payload["run"]["id"] == run.pk and payload["run"]["status"] == "succeeded"
     assert "1077" in payload["run"]["answer"]
+    # the receiver answered before the worker recorded the outcome: wait for the record
+    wait_for(lambda: WebhookDelivery.objects.get(run=run).status == "delivered", timeout=15)
     delivery = WebhookDelivery.objects.get(run=run)
     assert delivery.status == "delivered" and delivery.attempts == 1
     assert headers["X-AgentDesk-Delivery"] == str(delivery.pk)
