@@ -20,10 +20,15 @@ from .models import Team, TeamDailySpend
 class DjangoTeamBudget:
     def __init__(self, team_id: int) -> None:
         self.team_id = team_id
+        self._row: tuple[object, int, Decimal | None] | None = None  # (day, pk, limit)
 
     def _today_row(self) -> tuple[int, Decimal | None]:
-        team = Team.objects.only("daily_budget_usd").get(pk=self.team_id)
+        """Today's row and the budget, looked up once per day per engine (one time slice),
+        not twice per model call."""
         day = timezone.now().date()
+        if self._row is not None and self._row[0] == day:
+            return self._row[1], self._row[2]
+        team = Team.objects.only("daily_budget_usd").get(pk=self.team_id)
         row = TeamDailySpend.objects.filter(team_id=self.team_id, day=day).only("pk").first()
         if row is None:
             try:
@@ -31,6 +36,7 @@ class DjangoTeamBudget:
                     row = TeamDailySpend.objects.create(team_id=self.team_id, day=day)
             except IntegrityError:  # another worker created it first
                 row = TeamDailySpend.objects.get(team_id=self.team_id, day=day)
+        self._row = (day, row.pk, team.daily_budget_usd)
         return row.pk, team.daily_budget_usd
 
     def reserve(self, amount_usd: Decimal) -> bool:
