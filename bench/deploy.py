@@ -196,15 +196,20 @@ def for_workers(name: str, *, latency_scale: float) -> InProcess | Deployment:
     return in_process(name, latency_scale=latency_scale)
 
 
-def stack(name: str, *, latency_scale: float) -> Deployment:
-    """Migrated and seeded database, simulator process; workers start with ``running``."""
+def stack(name: str, *, latency_scale: float, web: bool = False, workers: int = 0,
+          worker_args: list[str] | None = None) -> Deployment:
+    """Migrated and seeded database, simulator process; workers start with ``running``
+    (or at once: ``workers`` processes with ``worker_args``); ``web`` adds the ASGI server
+    (uvicorn; on the embedded default ``run_embedded``, which also holds the workers)."""
     workdir = Path(tempfile.mkdtemp(prefix=f"agentdesk-bench-{name}-"))
     _isolate(name, workdir)
     deployment = Stack(
-        workdir=workdir, name=f"agentdesk_bench_{name}", workers=0, web=False,
+        workdir=workdir, name=f"agentdesk_bench_{name}", workers=workers, web=web,
         latency_scale=latency_scale, password=PASSWORD,
     )
-    deployment.start()  # the simulator; workers come with ``running``
+    if worker_args is not None:
+        deployment.worker_args = worker_args
+    deployment.start()  # the simulator (and the web server); workers come with ``running``
     for var in ("DATABASE_URL", "CELERY_QUEUE", "CHANNELS_PREFIX", "CACHE_PREFIX",
                 "LLMSIM_PORT", "AGENTDESK_DATA_DIR"):
         os.environ[var] = deployment.env[var]

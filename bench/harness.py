@@ -25,7 +25,15 @@ from .report import Target, fmt
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
 # Order: the quick in-process ones first, the load benchmarks (worker processes) last.
-BENCHMARKS = ["overhead", "storage", "tiering", "budget", "throughput", "console_latency"]
+BENCHMARKS = [
+    "overhead",
+    "storage",
+    "tiering",
+    "budget",
+    "throughput",
+    "console_latency",
+    "live_latency",
+]
 CHILD_TIMEOUT_S = 420
 
 

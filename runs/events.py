@@ -6,7 +6,9 @@ per run (the run and escalation pages), so a consumer only ever hears its own te
 
 The in-memory channel layer of the embedded mode is bound to the ASGI server's event loop;
 a publish from a worker thread is handed to that loop (``bind_loop``) instead of running
-on a loop of its own, which the in-memory layer does not support.
+on a loop of its own, which the in-memory layer does not support. With Redis, events go to
+the process's long-lived publisher loop (``runs.publisher``): no loop or connection per
+event, and the writer does not wait for the send.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
+
+from .publisher import publisher_for
 
 log = logging.getLogger(__name__)
 _server_loop: asyncio.AbstractEventLoop | None = None
@@ -92,4 +96,7 @@ def _send(layer, event: LiveEvent) -> None:
             layer.group_send(event.group, event.message()), loop
         ).result(timeout=5)
         return
-    async_to_sync(layer.group_send)(event.group, event.message())
+    if isinstance(layer, InMemoryChannelLayer):  # bound to the loop that made it
+        async_to_sync(layer.group_send)(event.group, event.message())
+        return
+    publisher_for(layer).submit(event.group, event.message())  # Redis: one loop per process
