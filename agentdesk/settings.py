@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "agentdesk.middleware.SyncChainEnd",  # last: the chain stays in one thread (see there)
 ]
 
 ROOT_URLCONF = "agentdesk.urls"
@@ -92,6 +93,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # one test database per process: parallel test sessions never share a file
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}
+elif env.bool("DB_POOL", default=True):
+    # Under ASGI every request runs in a new thread, and Django's persistent connections
+    # are per thread: without a pool each request would open (and Postgres fork) a new
+    # connection. psycopg's pool hands a connection to a request and takes it back after.
+    # max_size bounds one process; a Celery worker with -c N threads needs N.
+    DATABASES["default"]["OPTIONS"] = {"pool": {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=100),
+        "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=30.0),
+    }}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -110,7 +121,8 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's RedisCache on one connection pool per process (see agentdesk.cache)
+            "BACKEND": "agentdesk.cache.SharedPoolRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_PREFIX", default="agentdesk"),
         }
@@ -130,7 +142,13 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="agentdesk")
 # when its worker really died.
 RUN_SLICE_SECONDS = env.float("AGENTDESK_RUN_SLICE_SECONDS", default=20.0)
 RUN_LEASE_SECONDS = env.float("AGENTDESK_RUN_LEASE_SECONDS", default=60.0)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, float] = {"visibility_timeout": 600}
+if EMBEDDED:
+    # The memory transport polls an empty queue (Redis blocks on BRPOP instead); its default
+    # 1 s sleep would hold every resume back up to a second and cap a thread's task rate.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.01
+# Threads of the embedded worker (``make run``): each waits on a model call most of the time.
+EMBEDDED_WORKER_THREADS = env.int("AGENTDESK_EMBEDDED_WORKER_THREADS", default=8)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {

@@ -50,8 +50,9 @@ def simulator_if_needed() -> Iterator[str | None]:
 
 
 @contextlib.contextmanager
-def worker_thread(concurrency: int = 4) -> Iterator[None]:
+def worker_thread(concurrency: int | None = None) -> Iterator[None]:
     """A Celery worker consuming the in-process broker from a pool of threads."""
+    concurrency = concurrency or settings.EMBEDDED_WORKER_THREADS
     with start_worker(
         celery_app, pool="threads", concurrency=concurrency, perform_ping_check=False,
         loglevel="WARNING", shutdown_timeout=30,
