@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from .llm import FinalDecision, ModelReply, parse_decision, parse_tool_arguments
-from .state import PolicySnapshot, ToolCallProposal
+from .state import PolicySnapshot, RunState, ToolCallProposal
 from .tools import Tool
 
 FINAL_ANSWER = "final_answer"
@@ -101,3 +101,14 @@ def needs_approval(policy: PolicySnapshot, tool: Tool | None, call: ToolCallProp
         return Decimal(str(amount)) > limit
     except ArithmeticError:
         return True  # an amount we cannot read is one a human should see
+
+
+def last_tool_error(state: RunState) -> str:
+    """The error of the run's latest tool result (what a resumed ``tool_failed`` reports)."""
+    for message in reversed(state.messages):
+        if message.get("role") == "tool":
+            try:
+                return str(json.loads(message["content"]).get("error") or "")
+            except (ValueError, AttributeError):
+                return ""
+    return ""

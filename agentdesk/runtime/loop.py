@@ -22,6 +22,7 @@ from .decisions import (
     REPAIR_PROMPT,
     Proposal,
     assistant_tool_call,
+    last_tool_error,
     needs_approval,
     proposal_from,
     tool_message,
@@ -98,6 +99,8 @@ class Engine:
                     self._decide(state, state.pending_call)
                 elif state.phase == "outcome_unknown" and state.pending_call is not None:
                     self._outcome_unknown(state, state.pending_call, "")
+                elif state.phase == "tool_failed" and state.pending_call is not None:
+                    self._tool_failed(state, state.pending_call, last_tool_error(state))
                 else:
                     self._reason(state)
         except RunEnded:
@@ -269,6 +272,10 @@ class Engine:
         self._tool_result(state, call, outcome.result, outcome.error,
                           latency_ms=outcome.latency_ms, attempts=outcome.attempts)
 
+    def _tool_failed(self, state: RunState, call: ToolCallProposal, error: str) -> None:
+        question = f"{call.tool} failed: {error}. Reply with instructions, or abort."
+        self._escalate(state, Reason.TOOL_FAILED, question, None)
+
     def _outcome_unknown(self, state: RunState, call: ToolCallProposal, error: str) -> None:
         detail = f": {error}" if error else ""
         question = (f"{call.tool} did not answer in time and may have run{detail}. "
@@ -297,10 +304,13 @@ class Engine:
         if replayed:
             step.args["replayed_from_ledger"] = True
         stuck = guards.no_progress(state, self.policy, result, error)
+        if error and escalate:
+            # the checkpoint must already say "ask a human": a worker resuming right after
+            # this commit escalates the failure instead of asking the model on
+            state.phase, state.pending_call = "tool_failed", call
         self._commit(state, step)
         if error and escalate:
-            question = f"{call.tool} failed: {error}. Reply with instructions, or abort."
-            self._escalate(state, Reason.TOOL_FAILED, question, None)
+            self._tool_failed(state, call, error)
         if stuck:
             self._bound(state, Reason.LOOP_DETECTED, None)
 

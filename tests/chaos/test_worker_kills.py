@@ -63,9 +63,9 @@ EXPECTED = {
     "1001": {("succeeded", ""), ("waiting_human", "tool_failed"),
              ("waiting_human", "tool_outcome_unknown")},
     "1042": {("waiting_human", "approval_required"), ("waiting_human", "tool_failed")},
-    # a kill between the failed lookup's step and its escalation: on resume the agent sees
-    # the failure and asks the operator itself — still waiting for a human, nothing invented
-    "9999": {("waiting_human", "tool_failed"), ("waiting_human", "low_confidence")},
+    # even a kill between the failed lookup's step and its escalation: the checkpoint
+    # already says "tool_failed", so the resume escalates it
+    "9999": {("waiting_human", "tool_failed")},
 }
 TERMINAL = {"succeeded", "failed", "aborted"}
 TOTALS = ("tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning", "cost_usd")

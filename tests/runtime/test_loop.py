@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from agentdesk.agents.support_refunds import knowledge
 from agentdesk.agents.support_refunds.tools import _orders
 from agentdesk.runtime.loop import Engine
@@ -12,7 +14,7 @@ from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
 from agentdesk.runtime.state import Usage
 
 from .conftest import PRICES, SMALL, new_run
-from .fakes import ScriptedModel, decision_reply, tool_call_reply
+from .fakes import InMemoryStore, ScriptedModel, SimulatedCrash, decision_reply, tool_call_reply
 
 
 def test_retrieval_is_step_zero_and_precedes_every_model_call(engine, model, store):
@@ -168,6 +170,26 @@ def test_failing_tool_is_recorded_and_escalated_without_invented_output(
     assert "order service unavailable" in store.escalations[0].question
     assert next(iter(store.ledger.values()))["status"] == "failed"
     assert store.kinds()[-1] == "escalation"
+
+
+def test_a_crash_between_the_failed_tool_step_and_its_escalation_escalates_on_resume(
+    agent, policy
+):
+    store = InMemoryStore(crash_after_commit=3)  # retrieval, model, the failed lookup
+    model = ScriptedModel().script(
+        tool_call_reply("lookup_order", {"order_id": "9999"}, call_id="call_f"))
+    with pytest.raises(SimulatedCrash):
+        Engine(agent, policy, model, store).advance(new_run("Where is my order 9999?"))
+    assert store.kinds() == ["retrieval", "model", "tool"]
+
+    fresh_model = ScriptedModel().script(decision_reply("Your order is fine."))  # never asked
+    state = Engine(agent, policy, fresh_model, store).advance(store.last_checkpoint())
+    assert state.status == RunStatus.WAITING_HUMAN
+    assert state.reason == Reason.TOOL_FAILED
+    assert fresh_model.calls == [] and state.pending_call is None
+    [esc] = store.escalations
+    assert esc.question.startswith("lookup_order failed: order service unavailable (HTTP 503)")
+    assert store.kinds() == ["retrieval", "model", "tool", "escalation"]
 
 
 def test_unknown_tool_is_a_failed_step_and_the_loop_continues(engine, model, store, state):
