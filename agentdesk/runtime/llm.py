@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import openai
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
 DECISION_SCHEMA: dict[str, Any] = {
@@ -117,15 +118,18 @@ class OpenAIGateway:
         max_tokens: int,
     ) -> ModelReply:
         started = time.perf_counter()
+        body: dict[str, Any] = {
+            "model": model, "messages": messages, "response_format": DECISION_SCHEMA,
+            "max_tokens": max_tokens, "temperature": 0,
+        }
+        if tools:
+            body["tools"] = tools
         try:
-            resp = self._client.chat.completions.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]
-                tools=tools or openai.NOT_GIVEN,  # type: ignore[arg-type]
-                response_format=DECISION_SCHEMA,  # type: ignore[arg-type]
-                max_tokens=max_tokens,
-                temperature=0,
-            )
+            # ``post`` is the client's documented way to send a body as it is: the body is
+            # plain JSON already, and ``chat.completions.create`` would walk it against the
+            # params' TypedDicts first (~1 ms of CPU per call). Retries, timeouts, auth and
+            # errors are the client's, as with ``create``.
+            resp = self._client.post("/chat/completions", body=body, cast_to=ChatCompletion)
         except openai.APIStatusError as exc:
             raise ModelError(f"{model}: HTTP {exc.status_code}: {exc.message}") from exc
         except openai.APITimeoutError as exc:
