@@ -98,11 +98,13 @@ elif env.bool("DB_POOL", default=True):
     # are per thread: without a pool each request would open (and Postgres fork) a new
     # connection. psycopg's pool hands a connection to a request and takes it back after.
     # max_size bounds one process; a Celery worker with -c N threads needs N.
-    DATABASES["default"]["OPTIONS"] = {"pool": {
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {  # keeps ?sslmode=… etc.
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
         "max_size": env.int("DB_POOL_MAX_SIZE", default=100),
         "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=30.0),
-    }}
+        # connections above min_size opened for a burst are closed after a quiet minute
+        "max_idle": env.float("DB_POOL_MAX_IDLE_SECONDS", default=60.0),
+    }
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -185,6 +187,10 @@ WEBHOOK_TIMEOUT_SECONDS = env.float("AGENTDESK_WEBHOOK_TIMEOUT_SECONDS", default
 WEBHOOK_MAX_ATTEMPTS = env.int("AGENTDESK_WEBHOOK_MAX_ATTEMPTS", default=15)
 WEBHOOK_BACKOFF_BASE_SECONDS = env.float("AGENTDESK_WEBHOOK_BACKOFF_BASE_SECONDS", default=2.0)
 WEBHOOK_BACKOFF_MAX_SECONDS = env.float("AGENTDESK_WEBHOOK_BACKOFF_MAX_SECONDS", default=3600.0)
+# Callback hosts on loopback/private/link-local/... addresses are refused (SSRF guard,
+# runs.callback_urls) except on the embedded default and with DEBUG, where the receiver of
+# `make run` or a test is on this machine.
+WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", default=EMBEDDED or DEBUG)
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 OTEL_EXPORTER_OTLP_ENDPOINT = env("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 

@@ -30,6 +30,7 @@ BENCHMARKS = [
     "storage",
     "tiering",
     "budget",
+    "api_submit",
     "throughput",
     "console_latency",
     "live_latency",

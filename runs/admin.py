@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 
-from . import api_keys, webhooks
+from . import api_keys, callback_urls, webhooks
 from .models import (
     Agent,
     ApiKey,
@@ -28,8 +28,26 @@ class MembershipInline(admin.TabularInline):
     extra = 0
 
 
+class TeamForm(forms.ModelForm):
+    class Meta:
+        model = Team
+        fields = ["slug", "name", "daily_budget_usd", "max_running_runs", "callback_url",
+                  "webhook_secret"]
+
+    def clean_callback_url(self) -> str:
+        """The team's default webhook gets the same check as a run's (``callback_urls``)."""
+        url = self.cleaned_data.get("callback_url") or ""
+        if url:
+            try:
+                callback_urls.check(url)
+            except callback_urls.RefusedURL as exc:
+                raise forms.ValidationError(str(exc)) from None
+        return url
+
+
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
+    form = TeamForm
     list_display = ("slug", "name", "daily_budget_usd", "max_running_runs")
     inlines = [MembershipInline]
 

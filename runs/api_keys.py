@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -26,6 +26,9 @@ PREFIX_LENGTH = 8
 ALL_SCOPES = tuple(ApiKey.Scope.values)
 # last_used_at is informative: write it at most this often per key, not on every request.
 TOUCH_EVERY = timedelta(minutes=1)
+# When this process last touched each key (by hash: unique, unlike a reused primary key).
+_touched: dict[str, datetime] = {}
+_touch_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,18 @@ def authenticate(raw: str) -> ApiKey | None:
 
 
 def touch(key: ApiKey) -> None:
-    """Record use, at most once per TOUCH_EVERY per key (cache-gated, then conditional)."""
-    if not cache.add(f"apikey-touch:{key.pk}", 1, timeout=TOUCH_EVERY.total_seconds()):
-        return
+    """Record use, at most once per TOUCH_EVERY per key: this process asks the database at
+    most that often per key (no round trip at all on other requests), and the conditional
+    UPDATE keeps it to one write per TOUCH_EVERY across all processes."""
     now = timezone.now()
+    with _touch_lock:
+        last = _touched.get(key.hashed_key)
+        if last is not None and now - last < TOUCH_EVERY:
+            return
+        _touched[key.hashed_key] = now
+        if len(_touched) > 10_000:  # keys seen by a long-lived process: forget the oldest
+            for stale in sorted(_touched, key=_touched.__getitem__)[:5_000]:
+                del _touched[stale]
     ApiKey.objects.filter(pk=key.pk).filter(
         Q(last_used_at=None) | Q(last_used_at__lt=now - TOUCH_EVERY)
     ).update(last_used_at=now)

@@ -103,6 +103,12 @@ def release_lease(run_id: int, owner: str) -> None:
                                                             lease_expires_at=None)
 
 
+def initial_state(run: Run) -> RunState:
+    """The state of a run before its first step. Submitting writes none (one INSERT, not
+    an INSERT and an UPDATE per run): it follows from the run's own columns."""
+    return RunState(run_id=str(run.pk), agent=run.agent.slug, input=run.input)
+
+
 def advance(run_id: int) -> str:
     """Advance a run for one time slice. Returns MORE_WORK when it should be re-enqueued."""
     owner = uuid.uuid4().hex
@@ -110,7 +116,7 @@ def advance(run_id: int) -> str:
     if run is None:
         return DONE  # finished, waiting for a human, or another worker holds it
     spec = get_agent(run.agent.slug)
-    state = RunState.model_validate(run.state)
+    state = RunState.model_validate(run.state) if run.state else initial_state(run)
     store = DjangoRunStore(run, owner)
     if spec is None:
         state.status, state.reason = RunStatus.FAILED, Reason.TOOL_FAILED

@@ -19,7 +19,7 @@ from agentdesk.runtime.outcomes import Decision, Reason, RunStatus, StepKind
 from agentdesk.runtime.state import HumanInput, PolicySnapshot, RuleSpec, RunState
 from agentdesk.runtime.state import ModelPrice as PriceRow
 
-from . import fragments, webhooks
+from . import callback_urls, fragments, webhooks
 from .events import publish_on_commit
 from .models import Agent, AuditEvent, Escalation, ModelPrice, Policy, Run, Step, Team
 
@@ -61,6 +61,10 @@ class IdempotencyConflict(ServiceError):
 
 class RunFinished(ServiceError):
     code = "run_finished"
+
+
+class CallbackRefused(ServiceError):
+    code = "invalid_callback_url"
 
 
 def policy_snapshot(policy: Policy) -> PolicySnapshot:
@@ -118,7 +122,8 @@ def submit_run(
     *, team: Team, agent_slug: str, task_input: Any, user_id: int | None,
     idempotency_key: str = "", callback_url: str = "", api_key_id: int | None = None,
 ) -> Run:
-    """Create a run and enqueue it. Raises NotFound/InputInvalid/InputTooLarge.
+    """Create a run and enqueue it. Raises NotFound/InputInvalid/InputTooLarge, and
+    CallbackRefused for a callback URL webhooks must not go to (``runs.callback_urls``).
 
     With an ``idempotency_key`` a repeated submission returns the team's earlier run with
     that key (``run.replayed`` is then True) if it asked for the same thing, and raises
@@ -138,18 +143,22 @@ def submit_run(
     if agent is None:
         raise NotFound(f"Unknown agent {agent_slug!r} for team {team.slug!r}.")
     clean = validate_input(agent, task_input)
+    if callback_url:
+        try:
+            callback_urls.check(callback_url)
+        except callback_urls.RefusedURL as exc:
+            raise CallbackRefused(str(exc), {"callback_url": [str(exc)]}) from None
     snapshot = policy_snapshot(agent.policy)
     try:
         with transaction.atomic():
+            # One INSERT: a run nobody has advanced has no checkpoint yet (``state`` {}); the
+            # first worker starts it from its columns (``execution.initial_state``).
             run = Run.objects.create(
                 team=team, agent=agent, created_by_id=user_id, input=clean,
                 policy_snapshot=snapshot.model_dump(mode="json"), state={},
                 idempotency_key=idempotency_key, request_hash=digest,
                 callback_url=callback_url or "", api_key_id=api_key_id,
             )
-            state = RunState(run_id=str(run.pk), agent=agent.slug, input=clean)
-            run.state = state.model_dump(mode="json")
-            run.save(update_fields=["state"])
             AuditEvent.objects.create(
                 team=team, actor_id=user_id, api_key_id=api_key_id, action="run.submitted",
                 target_type="run", target_id=str(run.pk),

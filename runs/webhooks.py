@@ -7,7 +7,10 @@ outbox), so no event is lost to a crash between the two; the first attempt is en
 after commit, failures are retried with exponential backoff, and a periodic task picks up
 due deliveries whose retry message was lost, so a receiver that is down for hours gets
 everything once it is back. After ``WEBHOOK_MAX_ATTEMPTS`` a delivery is ``failed`` (admin
-shows it, and can send it again).
+shows it, and can send it again). In production a callback host that resolves to a
+loopback, private, link-local or otherwise non-public address is refused when the run is
+submitted and again at each delivery, which then fails at once, not retried; requests go
+to the address checked, never to a second DNS answer (``runs.callback_urls``).
 
 Each request is signed: ``X-AgentDesk-Timestamp: <unix seconds>`` and
 ``X-AgentDesk-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the team's
@@ -34,6 +37,7 @@ from django.utils import timezone
 
 from agentdesk.runtime.outcomes import RunStatus
 
+from . import callback_urls
 from .models import Run, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -123,7 +127,11 @@ def attempt(delivery_id: int) -> float | None:
     if not claimed:
         return None
     delivery = WebhookDelivery.objects.select_related("run__team").get(pk=delivery_id)
-    code, error = _post(delivery)
+    refused = False
+    try:
+        code, error = _post(delivery)
+    except callback_urls.RefusedURL as exc:  # the address is the problem: retrying won't help
+        code, error, refused = None, f"Refused: {exc}", True
     attempts = delivery.attempts + 1
     fields: dict[str, Any] = {"attempts": attempts, "last_status_code": code,
                               "last_error": error[:2000]}
@@ -131,6 +139,9 @@ def attempt(delivery_id: int) -> float | None:
     if code is not None and 200 <= code < 300:
         fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=timezone.now(),
                       next_attempt_at=None, last_error="")
+    elif refused:
+        fields.update(status=WebhookDelivery.Status.FAILED, next_attempt_at=None)
+        log.warning("webhook %s to %s refused: %s", delivery.event, delivery.url, error)
     elif attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
         fields.update(status=WebhookDelivery.Status.FAILED, next_attempt_at=None)
         log.warning("webhook %s to %s failed for good after %d attempts: %s",
@@ -143,6 +154,13 @@ def attempt(delivery_id: int) -> float | None:
 
 
 def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
+    """POST the delivery to its URL's host, resolved once and checked (``callback_urls``):
+    to each of its addresses in turn until one accepts the connection. Returns the status
+    code (None when no answer) and an error text; raises RefusedURL for a refused host."""
+    try:
+        targets = callback_urls.destinations(delivery.url)
+    except OSError as exc:  # the name did not resolve: like a refused connection, retried
+        return None, f"DNS lookup failed: {exc}"
     timestamp = str(int(time.time()))
     body = json.dumps(
         {"event": delivery.event, "run": delivery.payload,
@@ -157,13 +175,20 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
         headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
     timeout = httpx.Timeout(settings.WEBHOOK_TIMEOUT_SECONDS,
                             connect=min(2.0, settings.WEBHOOK_TIMEOUT_SECONDS))
-    try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            response = client.post(delivery.url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-    error = "" if response.is_success else response.text[:500]
-    return response.status_code, error
+    error = ""
+    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        for target in targets:
+            try:
+                response = client.post(target.url, content=body,
+                                       headers={**headers, **target.headers},
+                                       extensions=target.extensions)
+            except httpx.ConnectError as exc:  # this address refused: try the next one
+                error = f"{type(exc).__name__}: {exc}"
+                continue
+            except httpx.HTTPError as exc:
+                return None, f"{type(exc).__name__}: {exc}"
+            return response.status_code, "" if response.is_success else response.text[:500]
+    return None, error
 
 
 def due_deliveries(limit: int = 500) -> list[int]:

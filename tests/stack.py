@@ -67,6 +67,7 @@ class Stack:
     workers: int = 1
     worker_args: list[str] = field(default_factory=lambda: ["-c", "2"])
     web: bool = True
+    web_args: list[str] = field(default_factory=list)  # e.g. uvicorn's ["--workers", "2"]
     beat: bool = False
     latency_scale: float = 0.5
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -112,7 +113,8 @@ class Stack:
             subprocess.run([PY, "manage.py", *cmd], cwd=ROOT, env=self.env, check=True,
                            stdout=subprocess.DEVNULL)
         if not self.production:
-            self._spawn("web", [PY, "manage.py", "run_embedded", "--port", str(self.port)])
+            self._spawn("web", [PY, "manage.py", "run_embedded", "--port", str(self.port),
+                                *self.web_args])
             wait_http(f"{self.base_url}/healthz")
             return self
         self._spawn("llmsim", [PY, "-m", "agentdesk.llmsim", "--port", str(self.sim_port)])
@@ -123,7 +125,8 @@ class Stack:
                                  "-s", str(self.workdir / "beat-schedule")])
         if self.web:
             self._spawn("web", [PY, "-m", "uvicorn", "agentdesk.asgi:application",
-                                "--port", str(self.port), "--log-level", "warning"])
+                                "--port", str(self.port), "--log-level", "warning",
+                                *self.web_args])
             wait_http(f"{self.base_url}/healthz")
         wait_http(f"http://127.0.0.1:{self.sim_port}/healthz")
         return self

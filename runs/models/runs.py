@@ -1,7 +1,8 @@
 """Agents, runs with their trace (steps), the tool ledger and the team's daily spend.
 
-A Run's ``state`` column is the runtime's checkpoint (``RunState`` as JSON); the other run
-columns mirror what people filter and sort on, and are written in the same transaction.
+A Run's ``state`` column is the runtime's checkpoint (``RunState`` as JSON; ``{}`` until a
+worker first advances the run); the other run columns mirror what people filter and sort on,
+and are written in the same transaction.
 """
 
 from __future__ import annotations

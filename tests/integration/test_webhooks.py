@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from runs import maintenance, services, webhooks
+from runs import callback_urls, maintenance, services, webhooks
 from runs.models import Run, WebhookDelivery
 from tests.api.conftest import (  # noqa: F401  (autouse fixtures)
     fast_password_hashing,
@@ -58,6 +58,13 @@ class Receiver:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def local_receivers_allowed(settings):
+    """The receivers here listen on 127.0.0.1, which production refuses (SSRF guard)."""
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = True
+    return settings
 
 
 @pytest.fixture
@@ -226,3 +233,53 @@ def test_cancel_and_expiry_post_aborted_and_failed(team_hook, receiver, demo, da
     assert by_event["run.aborted"]["id"] == first.pk
     assert by_event["run.failed"]["id"] == second.pk
     assert by_event["run.failed"]["reason"] == "human_timeout"
+
+
+def _delivery_to(run: Run, url: str, seq: int = 0) -> WebhookDelivery:
+    return WebhookDelivery.objects.create(run=run, event="run.succeeded", seq=seq, url=url,
+                                          payload={"id": run.pk},
+                                          next_attempt_at=timezone.now())
+
+
+def test_delivery_to_a_refused_host_fails_at_once_without_a_request(demo, receiver,
+                                                                    local_receivers_allowed):
+    """DNS can change after submit: delivery checks again, records why, does not retry."""
+    run = submit(demo["team"], demo["operator"], "Where is my order 1077?")
+    port = receiver.server.server_port
+    by_name = _delivery_to(run, f"http://localhost:{port}/hook")
+    literal = _delivery_to(run, f"http://127.0.0.1:{port}/hook", seq=1)
+    local_receivers_allowed.WEBHOOK_ALLOW_PRIVATE_HOSTS = False
+    for delivery in (by_name, literal):
+        assert webhooks.attempt(delivery.pk) is None  # no retry scheduled
+        delivery.refresh_from_db()
+        assert delivery.status == "failed" and delivery.attempts == 1
+        assert delivery.next_attempt_at is None and delivery.last_status_code is None
+        assert delivery.last_error.startswith("Refused: The callback host ")
+        assert "loopback address" in delivery.last_error
+    assert "localhost resolves to" in by_name.last_error
+    assert receiver.requests == []
+
+
+def test_delivery_goes_to_the_address_resolved_once_with_the_original_host(demo, receiver):
+    """``localhost`` is looked up once; the request goes to a checked address (the next one
+    if ::1 refuses: the receiver listens on 127.0.0.1 only) with ``Host: localhost:port``."""
+    run = submit(demo["team"], demo["operator"], "Where is my order 1077?")
+    port = receiver.server.server_port
+    delivery = _delivery_to(run, f"http://localhost:{port}/hook")
+    assert webhooks.attempt(delivery.pk) is None
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered", delivery.last_error
+    assert receiver.requests[0]["headers"]["Host"] == f"localhost:{port}"
+
+
+def test_destinations_pin_each_resolved_address(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = True
+    targets = callback_urls.destinations("https://user:pw@localhost:8443/hook?x=1")
+    urls = {t.url for t in targets}
+    assert urls <= {"https://user:pw@127.0.0.1:8443/hook?x=1",
+                    "https://user:pw@[::1]:8443/hook?x=1"} and urls
+    assert all(t.headers == {"Host": "localhost:8443"} for t in targets)
+    assert all(t.extensions == {"sni_hostname": "localhost"} for t in targets)
+    settings.WEBHOOK_ALLOW_PRIVATE_HOSTS = False
+    with pytest.raises(callback_urls.RefusedURL):
+        callback_urls.destinations("https://localhost:8443/hook")
