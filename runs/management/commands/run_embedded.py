@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from runs import embedded
 
@@ -17,5 +17,9 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, no_worker: bool, **options) -> None:
         if settings.EMBEDDED and no_worker:
             self.stderr.write("--no-worker needs REDIS_URL: the memory broker is in-process.")
+        if port == settings.LLMSIM_PORT and not settings.OPENAI_API_KEY:
+            raise CommandError(
+                f"Port {port} is the bundled LLM simulator's (LLMSIM_PORT): serve AgentDesk "
+                "on another port (make run PORT=…) or move the simulator (LLMSIM_PORT=…).")
         self.stdout.write(self.style.SUCCESS(f"AgentDesk at http://{host}:{port}/"))
         embedded.run(host, port, with_worker=not no_worker)
