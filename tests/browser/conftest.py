@@ -70,3 +70,19 @@ def login(live_app, chromium):
     yield _login
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def started(login) -> Iterator[list[int]]:
+    """Run ids a test starts; afterwards every one still going is cancelled, so the next
+    test (on the same app) starts from an inbox without them."""
+    from playwright.sync_api import expect
+
+    runs: list[int] = []
+    yield runs
+    page = login("admin").new_page()
+    for run_id in runs:
+        page.goto(f"/runs/{run_id}/")
+        if page.get_by_test_id("cancel-run").is_visible():
+            page.get_by_test_id("cancel-run").click()
+            expect(page.get_by_test_id("run-actions")).to_contain_text("nothing to cancel")

@@ -3,26 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import pytest
 from playwright.sync_api import Page, expect
 
 CLICK_NOW = "sel => document.querySelector(sel)?.click()"
-
-
-@pytest.fixture(name="started")
-def started_fixture(login) -> Iterator[list[int]]:
-    """Run ids a test starts; afterwards every one still going is cancelled, so the next
-    test (on the same app) starts from an inbox without them."""
-    runs: list[int] = []
-    yield runs
-    page = login("admin").new_page()
-    for run_id in runs:
-        page.goto(f"/runs/{run_id}/")
-        if page.get_by_test_id("cancel-run").is_visible():
-            page.get_by_test_id("cancel-run").click()
-            expect(page.get_by_test_id("run-actions")).to_contain_text("nothing to cancel")
 
 
 def click_now(page: Page, testid: str) -> None:

@@ -11,11 +11,9 @@ from .console_helpers import (
     click_now,
     escalation_of,
     start_run,
-    started_fixture,  # `started`: runs cancelled afterwards
 )
 
 pytestmark = pytest.mark.browser
-assert started_fixture  # the fixture `started`, used by name below
 
 
 def test_two_operators_claim_and_decide_at_once_one_wins_one_resume(login, started):

@@ -11,11 +11,9 @@ from playwright.sync_api import expect
 from .console_helpers import (
     escalation_of,
     start_run,
-    started_fixture,  # `started`: runs cancelled afterwards
 )
 
 pytestmark = pytest.mark.browser
-assert started_fixture  # the fixture `started`, used by name below
 
 
 def test_keyboard_only_triage_of_three_escalations(login, started):

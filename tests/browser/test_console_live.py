@@ -15,11 +15,9 @@ from .console_helpers import (
     mark_page,
     row_ids,
     start_run,
-    started_fixture,  # `started`: runs cancelled afterwards
 )
 
 pytestmark = pytest.mark.browser
-assert started_fixture  # the fixture `started`, used by name below
 
 COUNT_SOCKET_EVENTS = """
 window.__ws = {open: 0, close: 0};
