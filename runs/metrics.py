@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import (
@@ -74,12 +74,17 @@ class RuntimeCollector(Collector):
         yield from breaker_metrics()
 
 
+def count_by(name: str, doc: str, rows: QuerySet, labels: list[str]) -> Metric:
+    """A gauge of row counts grouped by ``labels`` (one GROUP BY query)."""
+    gauge = GaugeMetricFamily(name, doc, labels=labels)
+    for row in rows.values(*labels).annotate(n=Count("pk")).order_by():
+        gauge.add_metric([row[label] for label in labels], row["n"])
+    return gauge
+
+
 def runs_metrics() -> Iterator[Metric]:
-    runs = GaugeMetricFamily("agentdesk_runs", "Runs by status and reason.",
-                             labels=["status", "reason"])
-    for row in Run.objects.values("status", "reason").annotate(n=Count("pk")).order_by():
-        runs.add_metric([row["status"], row["reason"]], row["n"])
-    yield runs
+    yield count_by("agentdesk_runs", "Runs by status and reason.", Run.objects,
+                   ["status", "reason"])
     totals = Run.objects.aggregate(
         tokens_in=Sum("tokens_in"), tokens_out=Sum("tokens_out"),
         tokens_cached=Sum("tokens_cached"), tokens_reasoning=Sum("tokens_reasoning"),
@@ -96,21 +101,13 @@ def runs_metrics() -> Iterator[Metric]:
 
 
 def steps_metrics() -> Iterator[Metric]:
-    steps = GaugeMetricFamily("agentdesk_steps", "Steps by kind and tier (model steps).",
-                              labels=["kind", "tier"])
-    for row in Step.objects.values("kind", "tier").annotate(n=Count("pk")).order_by():
-        steps.add_metric([row["kind"], row["tier"]], row["n"])
-    yield steps
+    yield count_by("agentdesk_steps", "Steps by kind and tier (model steps).", Step.objects,
+                   ["kind", "tier"])
 
 
 def escalation_metrics() -> Iterator[Metric]:
-    open_now = GaugeMetricFamily("agentdesk_escalations_open",
-                                 "Escalations waiting for a human, by reason.",
-                                 labels=["reason"])
-    for row in (Escalation.objects.filter(status=Escalation.Status.OPEN)
-                .values("reason").annotate(n=Count("pk")).order_by()):
-        open_now.add_metric([row["reason"]], row["n"])
-    yield open_now
+    yield count_by("agentdesk_escalations_open", "Escalations waiting for a human, by reason.",
+                   Escalation.objects.filter(status=Escalation.Status.OPEN), ["reason"])
     decided = Escalation.objects.filter(status=Escalation.Status.DECIDED,
                                         decided_at__isnull=False)
     buckets = {f"le_{b}": Count("pk", filter=Q(decided_at__lte=F("created_at")
@@ -144,11 +141,8 @@ def tool_metrics() -> Iterator[Metric]:
 
 
 def webhook_metrics() -> Iterator[Metric]:
-    hooks = GaugeMetricFamily("agentdesk_webhook_deliveries", "Webhook deliveries by status.",
-                              labels=["status"])
-    for row in WebhookDelivery.objects.values("status").annotate(n=Count("pk")).order_by():
-        hooks.add_metric([row["status"]], row["n"])
-    yield hooks
+    yield count_by("agentdesk_webhook_deliveries", "Webhook deliveries by status.",
+                   WebhookDelivery.objects, ["status"])
 
 
 def breaker_metrics() -> Iterator[Metric]:
