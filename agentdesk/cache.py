@@ -1,4 +1,5 @@
-"""Django's Redis cache with one connection pool per process, and a one-round-trip counter.
+"""Django's caches with an expiring counter (``incr_expiring``); Redis on one connection
+pool per process, the counter there in one round trip.
 
 Django keeps a cache object per thread (``caches`` is an asgiref ``Local``) and each one
 builds its own redis-py connection pool. Under ASGI every request runs in a thread of its
@@ -14,6 +15,7 @@ import threading
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 _POOLS: dict[tuple[Any, ...], dict[int, Any]] = {}
@@ -67,3 +69,18 @@ class SharedPoolRedisCache(RedisCache):
         if seconds is not None:
             pipe.expire(key, max(1, int(seconds)))
         return int(pipe.execute()[0])
+
+
+class CounterLocMemCache(LocMemCache):
+    """The embedded default's process-memory cache, with the same counter."""
+
+    def incr_expiring(self, key: str, timeout: float | None = DEFAULT_TIMEOUT,
+                      version: int | None = None) -> int:
+        """Add one to ``key`` (created at 0 with ``timeout``); ``add`` and ``incr`` are
+        each atomic, and a key that expires between them starts again at 1."""
+        self.add(key, 0, timeout=timeout, version=version)
+        try:
+            return self.incr(key, version=version)
+        except ValueError:
+            self.set(key, 1, timeout=timeout, version=version)
+            return 1

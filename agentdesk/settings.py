@@ -108,7 +108,7 @@ elif env.bool("DB_POOL", default=True):
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CACHES = {"default": {"BACKEND": "agentdesk.cache.CounterLocMemCache"}}
 
 # --- broker, channel layer ------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
