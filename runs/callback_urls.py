@@ -54,7 +54,7 @@ class Destination:
 
 
 def allow_private() -> bool:
-    return bool(getattr(settings, "WEBHOOK_ALLOW_PRIVATE_HOSTS", False))
+    return settings.WEBHOOK_ALLOW_PRIVATE_HOSTS
 
 
 def refusal(ip: IPAddress) -> str | None:
