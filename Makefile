@@ -30,14 +30,16 @@ run: migrate
 	@echo "Open http://127.0.0.1:$(PORT)/ and log in as operator (or admin)."
 	$(PY) manage.py run_embedded --port $(PORT)
 
-test: setup chromium
+test: setup chromium lint
 	$(PY) -m pytest
 
 bench: migrate
 	$(PY) -m bench
 
+# Style, then the layers (import-linter contracts in pyproject.toml; no import cycles).
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) var

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db import models
 
-from .models import AuditEvent
+from .models import ApiKey, AuditEvent
 
 # What the audit page calls each action (unknown actions are shown as they are).
 ACTION_LABELS = {
@@ -20,6 +20,12 @@ ACTION_LABELS = {
     "escalation.claim_taken_over": "took over claim",
     "run.submitted": "submitted run",
     "run.cancelled": "cancelled run",
+    "run.aborted": "aborted run",
+    "run.waiting_human": "run asked a human",
+    "run.succeeded": "run succeeded",
+    "run.failed": "run failed",
+    "run.expired": "run timed out waiting",
+    "run.crashed": "run crashed",
     "api_key.created": "created API key",
     "api_key.revoked": "revoked API key",
 }
@@ -41,3 +47,11 @@ def record(
         team_id=team_id, actor=actor, api_key_id=api_key_id, action=action,
         target_type=target._meta.model_name, target_id=str(target.pk), detail=detail or {},
     )
+
+
+def actor_name(user=None, api_key_id: int | None = None) -> str:
+    """How a decision's author is shown and told to the loser of a race."""
+    if user is not None and getattr(user, "is_authenticated", False):
+        return user.get_username()
+    key = ApiKey.objects.filter(pk=api_key_id).only("name").first() if api_key_id else None
+    return f"api-key:{key.name}" if key else "api-key"

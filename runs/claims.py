@@ -21,9 +21,9 @@ from django.utils.timesince import timesince
 from agentdesk.runtime.outcomes import Reason
 
 from . import audit, fragments
+from .errors import ClaimedByOther, NotFound, NotOpen
 from .events import publish_on_commit
 from .models import Escalation
-from .services import AlreadyDecided, NotFound, ServiceError
 
 # Lower is more urgent: something is about to happen (or did) and waits for a yes/no first.
 PRIORITY_BY_REASON = {
@@ -73,16 +73,6 @@ def open_to(user, now: datetime | None = None) -> Q:
     return free
 
 
-class ClaimedByOther(AlreadyDecided):
-    """Someone else holds a live claim. A conflict (409), like an earlier decision."""
-
-    code = "claimed_by_other"
-
-
-class NotOpen(AlreadyDecided):
-    code = "not_open"
-
-
 def claimed_by_other(esc: Escalation) -> ClaimedByOther:
     who = esc.claimed_by.get_username() if esc.claimed_by else "someone"
     since = timesince(esc.claimed_at) if esc.claimed_at else "a moment"
@@ -92,7 +82,7 @@ def claimed_by_other(esc: Escalation) -> ClaimedByOther:
     return ClaimedByOther(f"Claimed by {who} ({since} ago).{later}")
 
 
-def refusal(esc: Escalation, user) -> ServiceError | None:
+def refusal(esc: Escalation, user) -> ClaimedByOther | None:
     """Why a conditional decision on a still-open escalation matched nothing, if a claim."""
     if esc.status != Escalation.Status.OPEN:
         return None

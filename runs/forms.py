@@ -8,9 +8,10 @@ from typing import Any
 from django import forms
 
 from agentdesk.agents.support_refunds.agent import MAX_MESSAGE_CHARS
-from agentdesk.runtime.outcomes import Decision
+from agentdesk.runtime.outcomes import Decision, Reason, RunStatus
 
 from .models import Agent
+from .selectors import InboxFilters, RunFilters
 
 EDIT_APPROVE = "edit_approve"
 BUDGET_FIELDS = ("max_steps", "max_seconds", "max_tokens", "max_cost_usd")
@@ -85,8 +86,6 @@ class InboxFilterForm(forms.Form):
     page = forms.IntegerField(required=False, min_value=1)
 
     def filters(self):
-        from .selectors import InboxFilters
-
         self.is_valid()  # keeps the valid fields of a partly invalid query
         data = self.cleaned_data
         return InboxFilters(team=data.get("team") or "", agent=data.get("agent") or "",
@@ -110,8 +109,6 @@ class RunFilterForm(forms.Form):
     page = forms.IntegerField(required=False, min_value=1)
 
     def __init__(self, *args, teams=(), agents=(), **kwargs) -> None:
-        from agentdesk.runtime.outcomes import Reason, RunStatus
-
         super().__init__(*args, **kwargs)
         anything = [("", "Any")]
         self.fields["status"].choices = anything + [(s.value, s.value.replace("_", " "))
@@ -129,8 +126,6 @@ class RunFilterForm(forms.Form):
         return data
 
     def filters(self):
-        from .selectors import RunFilters
-
         self.is_valid()  # keeps the valid fields of a partly invalid query
         data = self.cleaned_data
         return RunFilters(status=data.get("status") or "", reason=data.get("reason") or "",

@@ -11,11 +11,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
+from agentdesk.runtime.outcomes import RunStatus
 
-from . import fragments, webhooks
-from .events import publish_on_commit
-from .models import Escalation, Run, Step
+from . import enqueue, lifecycle
+from .models import Escalation, Run
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +35,13 @@ def runs_to_reap(now=None) -> list[int]:
 def reap_runs() -> int:
     """Re-enqueue stuck runs. Their expired lease is cleared and ``updated_at`` bumped, so
     the next tick leaves them alone while the new message waits in the queue."""
-    from .tasks import advance_run
-
     now = timezone.now()
     ids = runs_to_reap(now)
     Run.objects.filter(pk__in=ids, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).filter(
         Q(lease_expires_at__lt=now) | Q(lease_owner="")
     ).update(lease_owner="", lease_expires_at=None, updated_at=now)
     for run_id in ids:
-        advance_run.delay(run_id)
+        enqueue.advance_run(run_id)
     if ids:
         log.info("re-enqueued %d runs", len(ids))
     return len(ids)
@@ -60,6 +57,8 @@ def expire_escalations(now=None) -> int:
 
 
 def _expire(esc_id: int, now) -> int:
+    """Close one overdue escalation (a conditional UPDATE: a decision racing the deadline
+    wins or loses cleanly) and end its run as its policy says."""
     with transaction.atomic():
         won = Escalation.objects.filter(pk=esc_id, status=Escalation.Status.OPEN).update(
             status=Escalation.Status.EXPIRED, decided_at=now
@@ -67,24 +66,5 @@ def _expire(esc_id: int, now) -> int:
         if not won:
             return 0
         esc = Escalation.objects.select_related("run").get(pk=esc_id)
-        run = esc.run
-        snap = run.policy_snapshot or {}
-        fallback = snap.get("human_timeout_action") == "fallback"
-        status = RunStatus.SUCCEEDED if fallback else RunStatus.FAILED
-        answer = snap.get("fallback_answer", "") if fallback else ""
-        moved = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING_HUMAN).update(
-            status=status, reason=Reason.HUMAN_TIMEOUT, answer=answer, finished_at=now,
-            updated_at=now, step_count=run.step_count + 1,
-        )
-        if moved:
-            Step.objects.create(
-                run=run, index=run.step_count, kind=StepKind.FINAL, name=status.value,
-                result={"answer": answer} if fallback else None,
-                error="human_timeout: no decision before the deadline",
-            )
-            run.refresh_from_db()
-            webhooks.record_status_change(run)
-        publish_on_commit(
-            lambda: fragments.escalation_closed(esc) + fragments.run_progress(run, None)
-        )
+        lifecycle.expire(esc.run, expired=esc)
         return 1

@@ -33,6 +33,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from .breakers import breaker_states
 from .models import Escalation, Run, Step, ToolCall, WebhookDelivery
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,6 @@ def webhook_metrics() -> Iterator[Metric]:
 
 
 def breaker_metrics() -> Iterator[Metric]:
-    from .breakers import breaker_states
-
     state = GaugeMetricFamily("agentdesk_tool_breaker_state",
                               "1 for each tool's current circuit state (others 0).",
                               labels=["tool", "state"])

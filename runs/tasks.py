@@ -1,17 +1,19 @@
 """Celery tasks: thin wrappers taking ids; the work lives in ``runs.execution`` and
-``runs.maintenance``."""
+``runs.maintenance`` and ``runs.webhooks``; follow-up messages go out through
+``runs.enqueue`` like every other enqueue (names pinned there)."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from . import execution, maintenance, webhooks
+from . import enqueue, execution, maintenance, webhooks
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(name=enqueue.ADVANCE_RUN, acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)
 def advance_run(run_id: int) -> None:
     if execution.advance(run_id) == execution.MORE_WORK:
-        advance_run.delay(run_id)
+        enqueue.advance_run(run_id)
 
 
 @shared_task(ignore_result=True)
@@ -24,11 +26,11 @@ def expire_escalations() -> int:
     return maintenance.expire_escalations()
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=enqueue.DELIVER_WEBHOOK, acks_late=True, ignore_result=True)
 def deliver_webhook(delivery_id: int) -> None:
     retry_in = webhooks.attempt(delivery_id)
     if retry_in is not None:
-        deliver_webhook.apply_async((delivery_id,), countdown=retry_in)
+        enqueue.deliver_webhook(delivery_id, countdown=retry_in)
 
 
 @shared_task(ignore_result=True)

@@ -37,8 +37,9 @@ from django.utils import timezone
 
 from agentdesk.runtime.outcomes import RunStatus
 
-from . import callback_urls
+from . import callback_urls, enqueue
 from .models import Run, WebhookDelivery
+from .representations import run_out
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +97,12 @@ def record_status_change(run: Run) -> WebhookDelivery | None:
         with transaction.atomic():
             delivery = WebhookDelivery.objects.create(
                 run=run, event=event, seq=run.step_count, url=url,
-                payload=run_payload(run), next_attempt_at=timezone.now(),
+                payload=run_out(run), next_attempt_at=timezone.now(),
             )
     except IntegrityError:
         return None
     transaction.on_commit(lambda: _enqueue(delivery.pk))
     return delivery
-
-
-def run_payload(run: Run) -> dict[str, Any]:
-    """The run as the REST API shows it (one representation for both)."""
-    from .api.schemas import run_out
-
-    return run_out(run)
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -219,9 +213,7 @@ def resend(delivery_ids: list[int]) -> int:
 
 
 def _enqueue(delivery_id: int, countdown: float | None = None) -> None:
-    from .tasks import deliver_webhook
-
     try:
-        deliver_webhook.apply_async((delivery_id,), countdown=countdown)
+        enqueue.deliver_webhook(delivery_id, countdown=countdown)
     except Exception:  # the periodic retry picks it up; never fail the caller's write
         log.exception("could not enqueue webhook delivery %s", delivery_id)

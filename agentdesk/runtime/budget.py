@@ -36,10 +36,3 @@ def check_spend(
     if state.usage.cost_usd + worst_case_cost(policy, model, prompt_tokens) > policy.max_cost_usd:
         return Reason.COST_LIMIT
     return None
-
-
-def check_before_model_call(
-    state: RunState, policy: PolicySnapshot, model: str, prompt_tokens: int
-) -> Reason | None:
-    """The first bound this call could break, or None when it is safe to make."""
-    return check_steps_and_time(state, policy) or check_spend(state, policy, model, prompt_tokens)

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from .decisions import call_signature
+from .proposals import call_signature
 from .state import PolicySnapshot, RunState, ToolCallProposal
 
 

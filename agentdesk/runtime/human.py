@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .decisions import FINAL_ANSWER, tool_message
-from .outcomes import Decision
+from .outcomes import Decision, Phase
+from .proposals import FINAL_ANSWER, tool_message
 from .state import HumanInput, RunState, ToolCallProposal
 
 
@@ -20,7 +20,7 @@ class HumanEffect:
 
 def apply(state: RunState, human: HumanInput) -> HumanEffect:
     call = state.pending_call
-    state.phase = "reason"
+    state.phase = Phase.REASON
     decision = Decision(human.decision)
     if decision == Decision.ABORT:
         return HumanEffect(abort=True)
@@ -34,7 +34,7 @@ def apply(state: RunState, human: HumanInput) -> HumanEffect:
     if decision == Decision.EXTEND_BUDGET:
         state.call_counts.clear()
         state.stale_results = 0
-        state.phase = "decide" if call is not None else "reason"
+        state.phase = Phase.DECIDE if call is not None else Phase.REASON
         return HumanEffect()
     if decision == Decision.APPROVE:
         if call is None:
@@ -45,7 +45,7 @@ def apply(state: RunState, human: HumanInput) -> HumanEffect:
         else:
             if human.args is not None:
                 _edit_call(state, call, human.args)
-            state.phase = "act"
+            state.phase = Phase.ACT
         return HumanEffect()
     # reject or reply: the call is not made; the agent hears why and goes on
     if call is not None and call.tool != FINAL_ANSWER:

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
 from . import guards, human, router, rules
 from .agent import AgentSpec
 from .breaker import BreakerStore
-from .decisions import (
+from .llm import InvalidOutput, ModelClient, ModelError, ModelReply
+from .model_calls import ModelCaller
+from .options import OnBound, RuleAction
+from .outcomes import Phase, Reason, RunStatus, StepKind
+from .ports import ResponseCache, RunStore, TeamBudget
+from .proposals import (
     FINAL_ANSWER,
     REPAIR_PROMPT,
     Proposal,
@@ -28,12 +33,9 @@ from .decisions import (
     tool_message,
     without_confidence,
 )
-from .llm import InvalidOutput, ModelClient, ModelError
-from .model_calls import ModelCaller
-from .outcomes import Reason, RunStatus, StepKind
-from .ports import ResponseCache, RunStore, TeamBudget
 from .state import (
     EscalationRequest,
+    HumanInput,
     PolicySnapshot,
     RunState,
     StepRecord,
@@ -46,7 +48,11 @@ __all__ = ["Engine", "FINAL_ANSWER", "REPAIR_PROMPT", "RunEnded"]
 
 
 class RunEnded(Exception):
-    """Internal: the run reached a terminal or waiting state inside a helper."""
+    """Internal: the run reached a terminal or waiting state inside a helper.
+
+    ``_escalate`` and ``_finish`` raise it after their commit (hence ``NoReturn``), so a
+    helper deep in a step can end the run without every caller checking a return value.
+    """
 
 
 class Engine:
@@ -85,22 +91,23 @@ class Engine:
         state.reason = Reason.NONE
         try:
             if state.human_input is not None:
-                self._apply_human_input(state)
-            if state.phase == "retrieve":
+                self._apply_human_input(state, state.human_input)
+            if state.phase == Phase.RETRIEVE:
                 self._retrieve(state)
             if not state.rules_checked:
                 self._apply_rules(state)
             while state.status == RunStatus.RUNNING:
                 if self.clock() - started >= slice_seconds:
                     break
-                if state.phase == "act" and state.pending_call is not None:
-                    self._execute(state, state.pending_call)
-                elif state.phase == "decide" and state.pending_call is not None:
-                    self._decide(state, state.pending_call)
-                elif state.phase == "outcome_unknown" and state.pending_call is not None:
-                    self._outcome_unknown(state, state.pending_call, "")
-                elif state.phase == "tool_failed" and state.pending_call is not None:
-                    self._tool_failed(state, state.pending_call, last_tool_error(state))
+                call = state.pending_call
+                if state.phase == Phase.ACT and call is not None:
+                    self._execute(state, call)
+                elif state.phase == Phase.DECIDE and call is not None:
+                    self._decide(state, call)
+                elif state.phase == Phase.OUTCOME_UNKNOWN and call is not None:
+                    self._outcome_unknown(state, call, "")
+                elif state.phase == Phase.TOOL_FAILED and call is not None:
+                    self._tool_failed(state, call, last_tool_error(state))
                 else:
                     self._reason(state)
         except RunEnded:
@@ -123,7 +130,7 @@ class Engine:
             {"role": "system", "content": self.agent.system_prompt(docs)},
             {"role": "user", "content": query},
         ]
-        state.phase = "reason"
+        state.phase = Phase.REASON
         self._commit(state, step)
 
     def _apply_rules(self, state: RunState) -> None:
@@ -134,22 +141,23 @@ class Engine:
             return
         step = self._step(state, StepKind.RULE, rule.name,
                           args={"tier": "rules", "action": rule.action})
-        if rule.action == "answer":
+        if rule.action == RuleAction.ANSWER:
             answer = rules.render_answer(rule.answer, state.input)
             step.result = {"answer": answer}
             self._commit(state, step)
             self._finish(state, RunStatus.SUCCEEDED, Reason.NONE, answer=answer)
-        if rule.action == "tool":
+        elif rule.action == RuleAction.TOOL:
+            # the fixed call goes through ``_decide`` like a model's: approval still applies
             call = ToolCallProposal(call_id=f"rule-{rule.name}", tool=rule.tool,
                                     args={**rule.tool_args, "confidence": 1.0}, confidence=1.0)
             step.result = {"tool_call": {"name": rule.tool, "args": rule.tool_args}}
             state.messages.append(assistant_tool_call(call))
-            state.pending_call, state.phase = call, "decide"
+            state.pending_call, state.phase = call, Phase.DECIDE
             self._commit(state, step)
-            return
-        self._commit(state, step)
-        question = rule.question or f"Rule {rule.name!r} sends this task to a human."
-        self._escalate(state, Reason.RULE_MATCHED, question, None)
+        else:  # RuleAction.ESCALATE
+            self._commit(state, step)
+            question = rule.question or f"Rule {rule.name!r} sends this task to a human."
+            self._escalate(state, Reason.RULE_MATCHED, question, None)
 
     # -- reason --------------------------------------------------------------------------
 
@@ -180,27 +188,21 @@ class Engine:
                 {"role": "assistant", "content": proposal.decision.model_dump_json()}
             )
         state.pending_call = proposal.as_pending()
-        state.phase = "decide"
+        state.phase = Phase.DECIDE
         self._commit(state, model_step)
         self._decide(state, state.pending_call)
 
     def _decide(self, state: RunState, call: ToolCallProposal) -> None:
-        """Finish, escalate, or clear ``call`` for execution: a function of the checkpoint."""
+        """Finish, escalate, or clear ``call`` for execution: a function of the checkpoint.
+
+        Returning normally means phase ``act`` (``_execute`` runs the call next) or, for
+        invalid arguments, phase ``reason`` (the model hears what was wrong).
+        """
         confidence = call.confidence if call.confidence is not None else 0.0
         confident = confidence >= self.policy.confidence_threshold
         if call.tool == FINAL_ANSWER:
-            answer, question = call.args.get("answer"), call.args.get("question")
-            if answer is None or not str(answer).strip():
-                question = question or "The agent could not decide. How should it proceed?"
-                self._escalate(state, Reason.LOW_CONFIDENCE, question, None, call.confidence)
-            elif not confident:
-                final = call.model_copy(update={"args": {"answer": answer}})
-                question = question or "The agent is unsure of this answer. Send it?"
-                self._escalate(state, Reason.LOW_CONFIDENCE, question, final)
-            else:
-                self._finish(state, RunStatus.SUCCEEDED, Reason.NONE, answer=answer)
-            return
-        state.phase = "act"
+            self._settle_answer(state, call, confident)
+        state.phase = Phase.ACT
         tool = self.agent.tools.get(call.tool)
         if tool is None:
             return  # _execute reports the unknown tool back to the model
@@ -218,6 +220,19 @@ class Engine:
             question = f"Approve {call.tool} with these arguments?"
             self._escalate(state, Reason.APPROVAL_REQUIRED, question, call)
 
+    def _settle_answer(self, state: RunState, call: ToolCallProposal, confident: bool) -> NoReturn:
+        """A final answer ends the run when it is confident; otherwise a human sees it."""
+        answer, question = call.args.get("answer"), call.args.get("question")
+        if answer is None or not str(answer).strip():
+            question = question or "The agent could not decide. How should it proceed?"
+            self._escalate(state, Reason.LOW_CONFIDENCE, question, None, call.confidence)
+        elif not confident:
+            final = call.model_copy(update={"args": {"answer": answer}})
+            question = question or "The agent is unsure of this answer. Send it?"
+            self._escalate(state, Reason.LOW_CONFIDENCE, question, final)
+        else:
+            self._finish(state, RunStatus.SUCCEEDED, Reason.NONE, answer=answer)
+
     def _invalid_arguments(
         self, state: RunState, call: ToolCallProposal, exc: ValidationError
     ) -> None:
@@ -230,7 +245,8 @@ class Engine:
         if state.arg_repairs >= 2:
             question = f"The agent keeps proposing invalid arguments ({message}). Fix or reject."
             self._escalate(state, Reason.INVALID_ARGUMENTS, question, call)
-        self._tool_result(state, call, None, message, escalate=False)
+        else:
+            self._tool_result(state, call, None, message, escalate=False)
 
     # -- act -----------------------------------------------------------------------------
 
@@ -254,29 +270,30 @@ class Engine:
                 "Check it, then reply with what happened, approve to run it again, or abort."
             )
             self._escalate(state, Reason.TOOL_OUTCOME_UNKNOWN, question, call)
+        # not started yet, or a call without side effects that started before a crash:
+        # running it (again) is safe
         outcome = execute_tool(tool, ToolContext(state.run_id, key), args, breaker=self.breaker)
-        if not outcome.outcome_unknown:
-            # an unknown outcome stays "started" in the ledger: a worker that resumes after
-            # a crash must escalate it again, not replay it as an ordinary failure
-            self.store.ledger_finish(key, outcome.result, outcome.error)
         if outcome.outcome_unknown:
-            # it may have happened: record the failed attempt, keep the call for a human
+            # it may have happened: record the failed attempt, keep the call for a human.
+            # Its ledger entry stays "started": a worker that resumes after a crash must
+            # escalate it again, not replay it as an ordinary failure
             step = self._step(state, StepKind.TOOL, call.tool, args=args)
             step.error, step.attempts, step.latency_ms = (
                 outcome.error, outcome.attempts, outcome.latency_ms)
             # this step moves the idempotency key on: the checkpoint must say "ask a human",
             # or a worker resuming right after this commit would run the call again
-            state.phase = "outcome_unknown"
+            state.phase = Phase.OUTCOME_UNKNOWN
             self._commit(state, step)
             self._outcome_unknown(state, call, outcome.error)
+        self.store.ledger_finish(key, outcome.result, outcome.error)
         self._tool_result(state, call, outcome.result, outcome.error,
                           latency_ms=outcome.latency_ms, attempts=outcome.attempts)
 
-    def _tool_failed(self, state: RunState, call: ToolCallProposal, error: str) -> None:
+    def _tool_failed(self, state: RunState, call: ToolCallProposal, error: str) -> NoReturn:
         question = f"{call.tool} failed: {error}. Reply with instructions, or abort."
         self._escalate(state, Reason.TOOL_FAILED, question, None)
 
-    def _outcome_unknown(self, state: RunState, call: ToolCallProposal, error: str) -> None:
+    def _outcome_unknown(self, state: RunState, call: ToolCallProposal, error: str) -> NoReturn:
         detail = f": {error}" if error else ""
         question = (f"{call.tool} did not answer in time and may have run{detail}. "
                     "Check it, then reply, approve to run it again, or abort.")
@@ -297,75 +314,97 @@ class Engine:
         payload = {"ok": False, "error": error} if error else {"ok": True, "result": result}
         state.messages.append(tool_message(call.call_id, payload))
         state.pending_call = None
-        state.phase = "reason"
+        state.phase = Phase.REASON
         step = self._step(state, StepKind.TOOL, call.tool, args=without_confidence(call))
         step.result, step.error, step.latency_ms = result, error, latency_ms
         step.confidence, step.attempts = call.confidence, attempts
         if replayed:
             step.args["replayed_from_ledger"] = True
         stuck = guards.no_progress(state, self.policy, result, error)
-        if error and escalate:
+        failed = bool(error) and escalate
+        if failed:
             # the checkpoint must already say "ask a human": a worker resuming right after
             # this commit escalates the failure instead of asking the model on
-            state.phase, state.pending_call = "tool_failed", call
+            state.phase, state.pending_call = Phase.TOOL_FAILED, call
         self._commit(state, step)
-        if error and escalate:
+        if failed:
             self._tool_failed(state, call, error)
-        if stuck:
+        elif stuck:
             self._bound(state, Reason.LOOP_DETECTED, None)
 
     # -- model calls -------------------------------------------------------------------
 
     def _ask(self, state: RunState, tier: str, model: str) -> tuple[Proposal, StepRecord]:
-        """One decision from ``model`` (not yet committed), with one repair attempt."""
+        """One decision from ``model`` (its step not yet committed), with one repair attempt:
+        an unusable reply is committed as a failed step and the model hears why; a second
+        unusable reply fails the run."""
         messages = list(state.messages)
         tools = self.agent.tools.openai_schemas()
-        for attempt in (1, 2):
-            try:
-                outcome = self.caller.call(state, model, messages, tools)
-            except ModelError as exc:
-                step = self._step(state, StepKind.MODEL, model, args={"tier": tier})
-                step.model, step.error = model, str(exc)
-                self._commit(state, step)
-                self._finish(state, RunStatus.FAILED, Reason.MODEL_FAILED, error=str(exc))
-            if outcome.breach is not None:
-                self._bound(state, outcome.breach, None)
-            reply = outcome.reply
-            assert reply is not None
-            step = self._step(state, StepKind.MODEL, reply.model, args={"tier": tier})
-            step.model, step.latency_ms = reply.model, reply.latency_ms
-            if outcome.cache_hit:
-                step.args["cache_hit"] = True
-            else:
-                step.usage = Usage(
-                    tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
-                    tokens_cached=reply.tokens_cached, tokens_reasoning=reply.tokens_reasoning,
-                    cost_usd=outcome.cost_usd,
-                )
-            try:
-                proposal = proposal_from(reply, tier)
-            except InvalidOutput as exc:
-                step.error = str(exc)
-                step.result = {"content": reply.content}
-                self._commit(state, step)
-                if attempt == 2:
-                    self._finish(state, RunStatus.FAILED, Reason.INVALID_OUTPUT, error=str(exc))
-                messages = [
-                    *messages,
-                    {"role": "assistant", "content": reply.content or ""},
-                    {"role": "user", "content": REPAIR_PROMPT.format(error=exc)},
-                ]
-                continue
-            step.confidence = proposal.confidence
-            step.result = proposal.summary()
-            return proposal, step
-        raise AssertionError("unreachable")
+        reply, step = self._call_model(state, tier, model, messages, tools)
+        try:
+            return self._read_proposal(state, tier, reply, step), step
+        except InvalidOutput as exc:
+            messages += [{"role": "assistant", "content": reply.content or ""},
+                         {"role": "user", "content": REPAIR_PROMPT.format(error=exc)}]
+        reply, step = self._call_model(state, tier, model, messages, tools)
+        try:
+            return self._read_proposal(state, tier, reply, step), step
+        except InvalidOutput as exc:
+            self._finish(state, RunStatus.FAILED, Reason.INVALID_OUTPUT, error=str(exc))
+
+    def _call_model(
+        self,
+        state: RunState,
+        tier: str,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+    ) -> tuple[ModelReply, StepRecord]:
+        """One model call and its (uncommitted) step; a model error or a bound ends the run."""
+        try:
+            outcome = self.caller.call(state, model, messages, tools)
+        except ModelError as exc:
+            step = self._step(state, StepKind.MODEL, model, args={"tier": tier})
+            step.model, step.error = model, str(exc)
+            self._commit(state, step)
+            self._finish(state, RunStatus.FAILED, Reason.MODEL_FAILED, error=str(exc))
+        if outcome.breach is not None:
+            self._bound(state, outcome.breach, None)
+        reply = outcome.reply
+        assert reply is not None  # no bound was breached, so the call was made (or cached)
+        step = self._step(state, StepKind.MODEL, reply.model, args={"tier": tier})
+        step.model, step.latency_ms = reply.model, reply.latency_ms
+        if outcome.cache_hit:
+            step.args["cache_hit"] = True
+        else:
+            step.usage = Usage(
+                tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
+                tokens_cached=reply.tokens_cached, tokens_reasoning=reply.tokens_reasoning,
+                cost_usd=outcome.cost_usd,
+            )
+        return reply, step
+
+    def _read_proposal(
+        self, state: RunState, tier: str, reply: ModelReply, step: StepRecord
+    ) -> Proposal:
+        """``reply`` as a proposal, summarised on ``step``. An unusable reply is committed as
+        a failed step, then its ``InvalidOutput`` goes on to the caller."""
+        try:
+            proposal = proposal_from(reply, tier)
+        except InvalidOutput as exc:
+            step.error = str(exc)
+            step.result = {"content": reply.content}
+            self._commit(state, step)
+            raise
+        step.confidence = proposal.confidence
+        step.result = proposal.summary()
+        return proposal
 
     # -- human input -------------------------------------------------------------------
 
-    def _apply_human_input(self, state: RunState) -> None:
-        decision = state.human_input
-        assert decision is not None
+    def _apply_human_input(self, state: RunState, decision: HumanInput) -> None:
+        """Record the operator's decision and apply it; unless it ends the run, the run goes
+        on from the phase it sets."""
         state.human_input = None
         step = self._step(state, StepKind.HUMAN, decision.decision,
                           args={"operator": decision.operator, "message": decision.message})
@@ -375,20 +414,21 @@ class Engine:
         self._commit(state, step)
         if effect.abort:
             self._finish(state, RunStatus.ABORTED, Reason.ABORTED_BY_OPERATOR)
-        if effect.finish_answer is not None:
+        elif effect.finish_answer is not None:
             self._finish(state, RunStatus.SUCCEEDED, Reason.NONE, answer=effect.finish_answer)
 
     # -- endings -----------------------------------------------------------------------
 
-    def _bound(self, state: RunState, reason: Reason, call: ToolCallProposal | None) -> None:
+    def _bound(self, state: RunState, reason: Reason, call: ToolCallProposal | None) -> NoReturn:
         """A bound was hit: fail with its reason, or let a human extend it, as policy says."""
-        if self.policy.on_bound == "escalate":
+        if self.policy.on_bound == OnBound.ESCALATE:
             question = (
                 f"The run reached its {reason.value.replace('_', ' ')}. Extend the budget "
                 "to continue from here, or abort."
             )
             self._escalate(state, reason, question, call)
-        self._finish(state, RunStatus.FAILED, reason, error=f"{reason.value} reached")
+        else:
+            self._finish(state, RunStatus.FAILED, reason, error=f"{reason.value} reached")
 
     def _escalate(
         self,
@@ -397,10 +437,11 @@ class Engine:
         question: str,
         call: ToolCallProposal | None,
         confidence: float | None = None,
-    ) -> None:
+    ) -> NoReturn:
+        """Pause the run for a human: commit the escalation with the step, then end the slice."""
         state.status = RunStatus.WAITING_HUMAN
         state.reason = reason
-        state.phase = "await_human"
+        state.phase = Phase.AWAIT_HUMAN
         state.pending_call = call
         step = self._step(state, StepKind.ESCALATION, reason.value, args={"question": question})
         step.confidence = call.confidence if call is not None else confidence
@@ -423,11 +464,12 @@ class Engine:
         *,
         answer: str | None = None,
         error: str = "",
-    ) -> None:
+    ) -> NoReturn:
+        """End the run in ``status``: commit the final step, then end the slice."""
         state.status = status
         state.reason = reason
         state.answer = answer
-        state.phase = "done"
+        state.phase = Phase.DONE
         state.pending_call = None
         step = self._step(state, StepKind.FINAL, status.value)
         step.result = {"answer": answer} if answer is not None else None

@@ -16,6 +16,22 @@ class RunStatus(StrEnum):
         return self in TERMINAL_STATUSES
 
 
+class Phase(StrEnum):
+    """Where a run stands between steps: what ``Engine.advance`` does next on resume.
+
+    Stored in the JSON checkpoint, so the values are part of its format.
+    """
+
+    RETRIEVE = "retrieve"  # gather context before any model call
+    REASON = "reason"  # ask the model what to do next
+    DECIDE = "decide"  # a decision is checkpointed: finish, escalate, or clear it to act
+    ACT = "act"  # the pending call is cleared: execute it
+    OUTCOME_UNKNOWN = "outcome_unknown"  # a side effect may have run: ask a human
+    TOOL_FAILED = "tool_failed"  # the pending call failed for good: ask a human
+    AWAIT_HUMAN = "await_human"  # escalated: nothing to do until an operator decides
+    DONE = "done"  # ended
+
+
 BOUND_REASONS = frozenset(
     {"step_limit", "time_limit", "token_limit", "cost_limit", "team_budget", "loop_detected"}
 )

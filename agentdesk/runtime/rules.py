@@ -10,6 +10,7 @@ import re
 import string
 from typing import Any
 
+from .options import ConditionOp
 from .state import RuleCondition, RuleSpec
 
 
@@ -24,20 +25,20 @@ def _lookup(data: dict[str, Any], dotted: str) -> Any:
 
 def condition_holds(cond: RuleCondition, task_input: dict[str, Any]) -> bool:
     value = _lookup(task_input, cond.field)
-    if cond.op == "exists":
+    if cond.op == ConditionOp.EXISTS:
         return value is not None
     if value is None:
         return False
     try:
-        if cond.op == "equals":
+        if cond.op == ConditionOp.EQUALS:
             return str(value).strip().lower() == str(cond.value).strip().lower()
-        if cond.op == "contains":
+        if cond.op == ConditionOp.CONTAINS:
             return str(cond.value).lower() in str(value).lower()
-        if cond.op == "regex":
+        if cond.op == ConditionOp.REGEX:
             return re.search(str(cond.value), str(value), re.IGNORECASE) is not None
-        if cond.op == "gt":
+        if cond.op == ConditionOp.GT:
             return float(value) > float(cond.value)
-        if cond.op == "lt":
+        if cond.op == ConditionOp.LT:
             return float(value) < float(cond.value)
     except (TypeError, ValueError, re.error):
         return False

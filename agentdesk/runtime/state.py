@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .outcomes import Reason, RunStatus, StepKind
+from .options import ConditionOp, HumanTimeoutAction, OnBound, RuleAction
+from .outcomes import Phase, Reason, RunStatus, StepKind
 
 
 class ModelPrice(BaseModel):
@@ -30,7 +31,7 @@ class ModelPrice(BaseModel):
 
 class RuleCondition(BaseModel):
     field: str
-    op: str = "equals"  # equals | contains | regex | gt | lt | exists
+    op: ConditionOp = ConditionOp.EQUALS
     value: Any = None
 
 
@@ -39,7 +40,7 @@ class RuleSpec(BaseModel):
 
     name: str
     conditions: list[RuleCondition] = Field(default_factory=list)
-    action: str  # "answer" | "tool" | "escalate"
+    action: RuleAction
     answer: str = ""
     tool: str = ""
     tool_args: dict[str, Any] = Field(default_factory=dict)
@@ -60,13 +61,13 @@ class PolicySnapshot(BaseModel):
     large_model: str = "sim-large"
     max_output_tokens: int = 512
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
-    on_bound: str = "fail"  # "fail" | "escalate": what hitting a bound does
+    on_bound: OnBound = OnBound.FAIL
     loop_repeat_limit: int = 3  # the same tool call with the same arguments this many times
     no_progress_limit: int = 4  # this many tool results in a row that bring nothing new
     downgrade_after: int = 2  # confident large-model steps before stepping back down
     cache_ttl_seconds: int = 300  # 0: no response cache
     human_timeout_seconds: int | None = None
-    human_timeout_action: str = "fail"  # "fail" | "fallback"
+    human_timeout_action: HumanTimeoutAction = HumanTimeoutAction.FAIL
     fallback_answer: str = ""
     rules: list[RuleSpec] = Field(default_factory=list)
 
@@ -115,7 +116,7 @@ class RunState(BaseModel):
     input: dict[str, Any]
     status: RunStatus = RunStatus.QUEUED
     reason: Reason = Reason.NONE
-    phase: str = "retrieve"
+    phase: Phase = Phase.RETRIEVE
     messages: list[dict[str, Any]] = Field(default_factory=list)
     context: list[dict[str, Any]] = Field(default_factory=list)
     step_count: int = 0

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from tenacity import (
@@ -248,14 +248,6 @@ def execute_tool(
     except Exception as exc:  # a tool's bug is a tool failure, not a crashed worker
         return outcome(None, _message(tool, exc))
     return outcome(result, "")
-
-
-def run_tool(tool: Tool, ctx: ToolContext, raw_args: dict[str, Any]) -> dict[str, Any]:
-    """``execute_tool`` without a breaker, raising ``ToolError`` for a failed outcome."""
-    outcome = execute_tool(tool, ctx, raw_args)
-    if outcome.error:
-        raise ToolError(outcome.error)
-    return cast(dict[str, Any], outcome.result)
 
 
 def _is_retryable(tool: Tool, exc: BaseException) -> bool:

@@ -6,10 +6,9 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
-from .. import api_keys
+from .. import api_keys, errors
 from ..models import ApiKey
 from . import ratelimit
-from .errors import ApiError
 
 
 class ApiKeyAuth(HttpBearer):
@@ -23,13 +22,12 @@ class ApiKeyAuth(HttpBearer):
             return None  # → 401
         retry_after = ratelimit.hit(key.pk, key.rate_limit_per_minute)
         if retry_after is not None:
-            raise ApiError(429, "rate_limited",
-                           f"More than {key.rate_limit_per_minute} requests a minute; "
-                           f"retry in {retry_after:.0f} s.",
-                           headers={"Retry-After": str(int(retry_after))})
+            raise errors.RateLimited(
+                f"More than {key.rate_limit_per_minute} requests a minute; "
+                f"retry in {retry_after:.0f} s.",
+                headers={"Retry-After": str(int(retry_after))})
         if self.scope not in (key.scopes or []):
-            raise ApiError(403, "insufficient_scope",
-                           f"This key lacks the {self.scope!r} scope.")
+            raise errors.InsufficientScope(f"This key lacks the {self.scope!r} scope.")
         return key
 
 

@@ -9,11 +9,11 @@ from ninja import Header, Query, Router, Status
 
 from agentdesk.agents import get_agent
 
-from .. import services
+from .. import errors, services
 from ..models import Escalation
+from ..representations import escalation_out, run_out
 from . import selectors
 from .auth import READ, RESOLVE, SUBMIT
-from .errors import ApiError
 from .pagination import paginate
 from .schemas import (
     AgentList,
@@ -26,8 +26,6 @@ from .schemas import (
     RunOut,
     RunPage,
     RunStatusName,
-    escalation_out,
-    run_out,
 )
 
 router = Router()
@@ -49,19 +47,15 @@ def submit_run(request: HttpRequest, payload: RunIn,
     key = request.auth
     idem = payload.idempotency_key or (idempotency_header or "").strip()
     if payload.idempotency_key and idempotency_header and idempotency_header != idem:
-        raise ApiError(422, "invalid_request", "The body and the header name different "
-                       "idempotency keys.", {"idempotency_key": ["Differs from the header."]})
+        raise errors.RequestInvalid("The body and the header name different idempotency keys.",
+                                    {"idempotency_key": ["Differs from the header."]})
     if len(idem) > 200:
-        raise ApiError(422, "invalid_request", "The idempotency key is too long.",
-                       {"idempotency_key": ["At most 200 characters."]})
-    try:
-        run = services.submit_run(
-            team=key.team, agent_slug=payload.agent, task_input=payload.input, user_id=None,
-            idempotency_key=idem, callback_url=payload.callback_url or "", api_key_id=key.pk,
-        )
-    except services.InputInvalid as exc:  # name fields as the request does: input.<field>
-        exc.fields = {f"input.{name}": msgs for name, msgs in exc.fields.items()}
-        raise
+        raise errors.RequestInvalid("The idempotency key is too long.",
+                                    {"idempotency_key": ["At most 200 characters."]})
+    run = services.submit_run(
+        team=key.team, agent_slug=payload.agent, task_input=payload.input, user_id=None,
+        idempotency_key=idem, callback_url=payload.callback_url or "", api_key_id=key.pk,
+    )
     return Status(200 if run.replayed else 201, run_out(run))
 
 

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from django.db.models import Model, QuerySet
 
-from .errors import ApiError
+from ..errors import InvalidCursor
 
 M = TypeVar("M", bound=Model)
 
@@ -26,8 +26,8 @@ def decode_cursor(cursor: str) -> int:
         if kind != "id" or last_id < 1:
             raise ValueError(text)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(400, "invalid_cursor", "The cursor is not one this API gave out.",
-                       {"cursor": ["Invalid cursor."]}) from None
+        raise InvalidCursor("The cursor is not one this API gave out.",
+                            {"cursor": ["Invalid cursor."]}) from None
     return last_id
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from django.db.models import OuterRef, QuerySet, Subquery
 
+from ..errors import NotFound
 from ..models import Agent, ApiKey, Escalation, Run
-from .errors import ApiError
 
 
 def runs_for(key: ApiKey) -> QuerySet[Run]:
@@ -20,7 +20,7 @@ def runs_for(key: ApiKey) -> QuerySet[Run]:
 def run_for(key: ApiKey, run_id: int) -> Run:
     run = runs_for(key).filter(pk=run_id).first()
     if run is None:
-        raise ApiError(404, "not_found", f"No run {run_id}.")
+        raise NotFound(f"No run {run_id}.")
     return run
 
 
@@ -32,7 +32,7 @@ def escalations_for(key: ApiKey) -> QuerySet[Escalation]:
 def escalation_for(key: ApiKey, escalation_id: int) -> Escalation:
     esc = escalations_for(key).filter(pk=escalation_id).first()
     if esc is None:
-        raise ApiError(404, "not_found", f"No escalation {escalation_id}.")
+        raise NotFound(f"No escalation {escalation_id}.")
     return esc
 
 

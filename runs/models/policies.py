@@ -8,6 +8,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from agentdesk.runtime.options import ConditionOp, HumanTimeoutAction, OnBound, RuleAction
+from agentdesk.runtime.state import ModelPrice as PriceRow
+from agentdesk.runtime.state import PolicySnapshot, RuleSpec
+
 from .common import ZERO
 
 
@@ -53,8 +57,9 @@ class Policy(models.Model):
         help_text="Confident large-model steps in a row before the run steps back down.",
     )
     on_bound = models.CharField(
-        max_length=10, choices=[("fail", "fail"), ("escalate", "escalate to a human")],
-        default="fail", help_text="What hitting a limit does: fail the run, or let a human "
+        max_length=10,
+        choices=[(OnBound.FAIL, "fail"), (OnBound.ESCALATE, "escalate to a human")],
+        default=OnBound.FAIL, help_text="What hitting a limit does: fail the run, or let a human "
                                   "extend the budget.",
     )
     loop_repeat_limit = models.PositiveSmallIntegerField(
@@ -74,8 +79,10 @@ class Policy(models.Model):
         help_text="How long an escalation may wait for a human. Empty: forever.",
     )
     human_timeout_action = models.CharField(
-        max_length=10, choices=[("fail", "fail the run"), ("fallback", "send the fallback answer")],
-        default="fail",
+        max_length=10,
+        choices=[(HumanTimeoutAction.FAIL, "fail the run"),
+                 (HumanTimeoutAction.FALLBACK, "send the fallback answer")],
+        default=HumanTimeoutAction.FAIL,
     )
     fallback_answer = models.TextField(blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
@@ -97,19 +104,36 @@ class Policy(models.Model):
             isinstance(t, str) for t in self.approval_tools
         ):
             errors["approval_tools"] = "A JSON list of tool names."
-        if self.human_timeout_action == "fallback" and not self.fallback_answer.strip():
+        fallback = self.human_timeout_action == HumanTimeoutAction.FALLBACK
+        if fallback and not self.fallback_answer.strip():
             errors["fallback_answer"] = "A fallback answer is needed for the fallback action."
         if errors:
             raise ValidationError(errors)
+
+    def snapshot(self) -> PolicySnapshot:
+        """What a run starts with: every field the snapshot knows, read from this row by
+        name (no hand copy to forget a new field in), plus its models' prices and its
+        enabled rules."""
+        own = {f.name for f in self._meta.concrete_fields} & PolicySnapshot.model_fields.keys()
+        prices = {
+            p.model: PriceRow(input=p.input_per_mtok, cached_input=p.cached_input_per_mtok,
+                              output=p.output_per_mtok)
+            for p in ModelPrice.objects.filter(model__in=[self.small_model, self.large_model])
+        }
+        return PolicySnapshot.model_validate({
+            **{name: getattr(self, name) for name in own},
+            "prices": prices,
+            "rules": [r.spec() for r in self.rules.filter(enabled=True)],
+        })
 
 
 class Rule(models.Model):
     """A deterministic rule checked before any model: conditions on the input → an action."""
 
-    class Action(models.TextChoices):
-        ANSWER = "answer", "answer from a template"
-        TOOL = "tool", "make a fixed tool call"
-        ESCALATE = "escalate", "send to a human"
+    Action = RuleAction
+    ACTION_LABELS = {RuleAction.ANSWER: "answer from a template",
+                     RuleAction.TOOL: "make a fixed tool call",
+                     RuleAction.ESCALATE: "send to a human"}
 
     policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="rules")
     name = models.CharField(max_length=100)
@@ -120,7 +144,7 @@ class Rule(models.Model):
         help_text='All must hold, e.g. [{"field": "message", "op": "contains", "value": '
                   '"password"}]. Ops: equals, contains, regex, gt, lt, exists.',
     )
-    action = models.CharField(max_length=10, choices=Action.choices)
+    action = models.CharField(max_length=10, choices=list(ACTION_LABELS.items()))
     answer = models.TextField(blank=True, default="",
                               help_text="Template for the answer; {message} etc. from the input.")
     tool = models.CharField(max_length=100, blank=True, default="")
@@ -134,14 +158,12 @@ class Rule(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from agentdesk.runtime.state import RuleSpec
-
         errors: dict[str, str] = {}
         try:
-            RuleSpec.model_validate(self.as_spec_dict())
+            self.spec()
         except Exception as exc:
             errors["conditions"] = f"Invalid rule: {exc}"
-        ops = {"equals", "contains", "regex", "gt", "lt", "exists"}
+        ops = set(ConditionOp)
         if isinstance(self.conditions, list):
             if not self.conditions:
                 errors["conditions"] = "At least one condition."
@@ -155,9 +177,7 @@ class Rule(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    def as_spec_dict(self) -> dict:
-        return {
-            "name": self.name, "conditions": self.conditions, "action": self.action,
-            "answer": self.answer, "tool": self.tool, "tool_args": self.tool_args,
-            "question": self.question,
-        }
+    def spec(self) -> RuleSpec:
+        """The rule as the runtime evaluates it (fields read by name, like the policy's)."""
+        return RuleSpec.model_validate(
+            {name: getattr(self, name) for name in RuleSpec.model_fields})

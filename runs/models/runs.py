@@ -7,10 +7,13 @@ and are written in the same transaction.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.conf import settings
 from django.db import models
 
 from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
+from agentdesk.runtime.state import PolicySnapshot
 
 from .common import ZERO, choices_of
 from .policies import Policy
@@ -84,15 +87,21 @@ class Run(models.Model):
     def is_terminal(self) -> bool:
         return RunStatus(self.status).is_terminal
 
+    @cached_property
+    def policy(self) -> PolicySnapshot:
+        """The policy this run started with (``policy_snapshot``), typed. The JSON column is
+        written only by ``runs.lifecycle``/``runs.services``; everything else reads this."""
+        return PolicySnapshot.model_validate(self.policy_snapshot or {})
+
     @property
     def usage_bars(self) -> list[dict[str, object]]:
         """Usage against the snapshot's limits, for the run page's bars."""
-        snap = self.policy_snapshot or {}
+        policy = self.policy
         pairs = [
-            ("Steps", self.step_count, snap.get("max_steps")),
-            ("Tokens", self.tokens_in + self.tokens_out, snap.get("max_tokens")),
-            ("Cost (USD)", self.cost_usd, snap.get("max_cost_usd")),
-            ("Active seconds", round(self.active_seconds, 1), snap.get("max_seconds")),
+            ("Steps", self.step_count, policy.max_steps),
+            ("Tokens", self.tokens_in + self.tokens_out, policy.max_tokens),
+            ("Cost (USD)", self.cost_usd, policy.max_cost_usd),
+            ("Active seconds", round(self.active_seconds, 1), policy.max_seconds),
         ]
         bars = []
         for label, used, limit in pairs:

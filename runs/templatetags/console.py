@@ -8,6 +8,9 @@ from decimal import Decimal, InvalidOperation
 from django import template
 from django.utils.safestring import mark_safe
 
+from runs import claims
+from runs.audit import ACTION_LABELS
+
 register = template.Library()
 
 
@@ -147,8 +150,6 @@ def due_level(deadline: object) -> str:
 @register.filter
 def claim_state(esc: object, user: object) -> str:
     """``free``, ``mine``, ``theirs`` (a live claim) or ``stale`` (anyone may take it over)."""
-    from runs import claims
-
     if getattr(esc, "claimed_by_id", None) is None:
         return "free"
     if claims.is_stale(esc):  # type: ignore[arg-type]
@@ -166,8 +167,6 @@ def percent(value: object) -> str:
 
 @register.filter
 def audit_label(action: str) -> str:
-    from runs.audit import ACTION_LABELS
-
     return ACTION_LABELS.get(action, action.replace("_", " ").replace(".", " "))
 
 

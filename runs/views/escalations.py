@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from agentdesk.runtime.outcomes import BOUND_REASONS
 
 from .. import claims, selectors, services
+from ..errors import AppError
 from ..forms import DecisionForm, InboxFilterForm
 
 
@@ -52,10 +53,8 @@ def escalation_decide(request: HttpRequest, escalation_id: int) -> HttpResponse:
     else:
         try:
             services.decide(escalation_id=esc.pk, user=request.user, **form.decision_kwargs())
-        except services.ServiceError as exc:
-            error, fields = exc.message, exc.fields
-            conflict = isinstance(exc, services.AlreadyDecided | services.RunNotWaiting)
-            status = 409 if conflict else 400
+        except AppError as exc:
+            error, fields, status = exc.message, exc.fields, exc.status
     esc = selectors.escalation_for(request.user, esc.pk)
     if request.htmx:
         ctx = {**escalation_context(esc), "error": error, "field_errors": fields}
@@ -97,9 +96,8 @@ def _claim_action(request: HttpRequest, esc, action: Callable) -> HttpResponse:
     try:
         outcome = action(escalation_id=esc.pk, user=request.user)
         done = DONE[outcome.action].format(id=esc.pk, previous=outcome.previous or "someone")
-    except services.ServiceError as exc:
-        error = exc.message
-        status = 409 if isinstance(exc, services.AlreadyDecided) else 400
+    except AppError as exc:
+        error, status = exc.message, exc.status
     esc = selectors.escalation_for(request.user, esc.pk)
     if request.htmx:
         context = {**escalation_context(esc), "claim_error": error,

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from .. import health, selectors, services
+from ..errors import AppError
 from ..forms import NewRunForm
 
 
@@ -16,6 +17,7 @@ from ..forms import NewRunForm
 def run_new(request: HttpRequest) -> HttpResponse:
     agents = selectors.agents_for(request.user)
     form = NewRunForm(request.POST or None, agents=agents)
+    status = 400 if request.method == "POST" else 200  # a POST that gets here was refused
     if request.method == "POST" and form.is_valid():
         agent = form.cleaned_data["agent"]
         try:
@@ -23,15 +25,25 @@ def run_new(request: HttpRequest) -> HttpResponse:
                 team=agent.team, agent_slug=agent.slug,
                 task_input={"message": form.cleaned_data["message"]}, user_id=request.user.pk,
             )
-        except services.ServiceError as exc:
-            form.add_error(None, exc.message)
-            for field, errors in exc.fields.items():
-                for err in errors:
-                    form.add_error(None, f"{field}: {err}")
+        except AppError as exc:
+            status = exc.status
+            show_on_form(form, exc)
         else:
             return redirect("run_detail", run_id=run.pk)
-    status = 400 if request.method == "POST" else 200
     return render(request, "runs/run_new.html", {"form": form}, status=status)
+
+
+def show_on_form(form: NewRunForm, exc: AppError) -> None:
+    """The refusal at the top, each field error next to its input (``input.message`` is
+    the form's ``message``)."""
+    form.add_error(None, exc.message)
+    for name, errors in exc.fields.items():
+        field = name.removeprefix("input.")
+        for err in errors:
+            if field in form.fields:
+                form.add_error(field, err)
+            else:
+                form.add_error(None, f"{name}: {err}")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

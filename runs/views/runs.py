@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from .. import selectors, services
+from ..errors import AppError
 from ..forms import RunFilterForm
 from .paging import page_of
 
@@ -48,8 +49,8 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     error, status = "", 200
     try:
         services.cancel_run(run_id=run.pk, user=request.user)
-    except services.ServiceError as exc:
-        error, status = exc.message, 409
+    except AppError as exc:
+        error, status = exc.message, exc.status
     run = selectors.run_for(request.user, run_id)
     if request.htmx:
         return render(request, "runs/run_detail.html#run-actions",

@@ -45,7 +45,7 @@ def hold_runs_unless_worker(request, monkeypatch):
     running by an earlier test must not advance them while this test's database is torn
     down (on Postgres, TRUNCATE against a checkpoint transaction can deadlock)."""
     if "celery_worker" not in request.fixturenames:
-        monkeypatch.setattr("runs.tasks.advance_run.delay", lambda *args, **kwargs: None)
+        monkeypatch.setattr("runs.enqueue.advance_run", lambda *args, **kwargs: None)
 
 
 @pytest.fixture

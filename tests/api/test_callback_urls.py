@@ -10,7 +10,7 @@ import ipaddress
 import pytest
 from django.test import Client
 
-from runs import callback_urls, services
+from runs import callback_urls, errors, services
 from runs.models import Run, Team
 
 from .conftest import submit_body
@@ -86,7 +86,7 @@ def test_refusal_lets_public_unicast_through(address):
 
 
 def test_the_service_refuses_too(demo, guarded):
-    with pytest.raises(services.CallbackRefused) as caught:
+    with pytest.raises(errors.CallbackRefused) as caught:
         services.submit_run(team=demo["team"], agent_slug="support-refunds",
                             task_input={"message": "Where is my order 1077?"}, user_id=None,
                             callback_url="http://10.1.2.3/hook")

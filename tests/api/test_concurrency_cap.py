@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from runs import execution
+from runs import capacity, lifecycle
 from runs.models import Run
 from tests.conftest import wait_for
 
@@ -21,14 +21,14 @@ def test_a_queued_run_waits_while_its_team_is_at_the_cap(api, demo, monkeypatch)
     first = api.post("/runs", submit_body()).json()["id"]
     second = api.post("/runs", submit_body("Where is my order 1001?")).json()["id"]
     Run.objects.filter(pk=first).update(status="running", lease_owner="someone-else")
-    assert execution.take_lease(second, "me") is None
+    assert lifecycle.start(second, "me") is None
     assert Run.objects.get(pk=second).status == "queued"
     started = []
-    monkeypatch.setattr("runs.tasks.advance_run.delay", lambda run_id: started.append(run_id))
-    assert execution.start_queued_runs(demo["team"].pk) == 0  # still full
+    monkeypatch.setattr("runs.enqueue.advance_run", lambda run_id: started.append(run_id))
+    assert capacity.start_queued_runs(demo["team"].pk) == 0  # still full
     Run.objects.filter(pk=first).update(status="succeeded", lease_owner="")
-    assert execution.start_queued_runs(demo["team"].pk) == 1 and started == [second]
-    assert execution.take_lease(second, "me") is not None
+    assert capacity.start_queued_runs(demo["team"].pk) == 1 and started == [second]
+    assert lifecycle.start(second, "me") is not None
 
 
 @pytest.mark.usefixtures("celery_worker")

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from agentdesk.runtime.state import RunState
-from runs import claims, services
+from runs import claims, enqueue
 from runs.models import Agent, Escalation, Membership, Run, Team
 
 PASSWORD = "test-password-1"
@@ -21,7 +21,7 @@ PASSWORD = "test-password-1"
 def no_resume(monkeypatch):
     """Decisions on these hand-made runs resume nothing: no worker picks them up (their
     numbers stay put while a test reads them)."""
-    monkeypatch.setattr(services, "_enqueue_on_commit", lambda run_id: None)
+    monkeypatch.setattr(enqueue, "advance_run_on_commit", lambda run_id: None)
 
 
 def waiting_run(team: Team, message: str = "I want a refund for order 1042",
@@ -29,7 +29,7 @@ def waiting_run(team: Team, message: str = "I want a refund for order 1042",
     agent = Agent.objects.select_related("policy").get(team=team, slug=agent_slug)
     run = Run.objects.create(
         team=team, agent=agent, input={"message": message}, status="waiting_human",
-        reason=reason, policy_snapshot=services.policy_snapshot(agent.policy).model_dump(
+        reason=reason, policy_snapshot=agent.policy.snapshot().model_dump(
             mode="json"), state={},
     )
     state = RunState(run_id=str(run.pk), agent=agent.slug, input={"message": message},

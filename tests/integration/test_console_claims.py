@@ -8,7 +8,8 @@ import threading
 import pytest
 from django.db import connection
 
-from runs import claims, services
+from runs import claims, errors, services
+from runs.errors import AlreadyDecided
 from runs.models import AuditEvent, Escalation
 
 from .console_data import client_for, escalation
@@ -65,7 +66,7 @@ def test_two_operators_claiming_at_once_one_wins_the_other_is_told_who(demo, att
     assert len(won) == 1 and len(lost) == 1, results
     esc.refresh_from_db()
     winner = esc.claimed_by.get_username()
-    assert isinstance(lost[0], claims.ClaimedByOther)
+    assert isinstance(lost[0], errors.ClaimedByOther)
     assert f"Claimed by {winner}" in lost[0].message
     assert AuditEvent.objects.filter(action="escalation.claimed",
                                      target_id=str(esc.pk)).count() == 1
@@ -74,9 +75,9 @@ def test_two_operators_claiming_at_once_one_wins_the_other_is_told_who(demo, att
 def test_a_live_claim_cannot_be_taken_a_stale_one_can(demo, settings):
     settings.CLAIM_TIMEOUT_SECONDS = 60
     live = escalation(demo["team"], claimed_by=demo["operator"], claimed_ago=30)
-    with pytest.raises(claims.ClaimedByOther, match="Claimed by operator"):
+    with pytest.raises(errors.ClaimedByOther, match="Claimed by operator"):
         claims.claim(escalation_id=live.pk, user=demo["admin"])
-    with pytest.raises(claims.ClaimedByOther):
+    with pytest.raises(errors.ClaimedByOther):
         claims.release(escalation_id=live.pk, user=demo["admin"])
 
     stale = escalation(demo["team"], claimed_by=demo["operator"], claimed_ago=61)
@@ -91,9 +92,9 @@ def test_a_live_claim_cannot_be_taken_a_stale_one_can(demo, settings):
 def test_decide_is_refused_while_someone_else_holds_the_claim(demo, settings):
     settings.CLAIM_TIMEOUT_SECONDS = 60
     esc = escalation(demo["team"], claimed_by=demo["operator"], claimed_ago=5)
-    with pytest.raises(claims.ClaimedByOther, match="Claimed by operator"):
+    with pytest.raises(errors.ClaimedByOther, match="Claimed by operator"):
         services.decide(escalation_id=esc.pk, user=demo["admin"], decision="reject")
-    with pytest.raises(services.AlreadyDecided, match="Claimed by operator"):  # the API too
+    with pytest.raises(errors.ClaimedByOther, match="Claimed by operator"):  # the API too
         services.decide(escalation_id=esc.pk, user=None, decision="reject", api_key_id=None)
     esc.refresh_from_db()
     assert esc.status == "open"
@@ -153,7 +154,7 @@ def test_two_operators_deciding_at_once_resume_the_run_exactly_once(demo, data_d
         lambda: services.decide(escalation_id=esc.pk, user=demo["admin"], decision="approve"),
     )
     errors = [r for r in results if isinstance(r, Exception)]
-    assert len(errors) == 1 and isinstance(errors[0], services.AlreadyDecided), results
+    assert len(errors) == 1 and isinstance(errors[0], AlreadyDecided), results
     esc.refresh_from_db()
     assert f"Already decided by {esc.decided_by.get_username()}" in errors[0].message
     wait_status(run, "succeeded")

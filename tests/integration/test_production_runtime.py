@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from runs import maintenance, services
+from runs import errors, maintenance, services
 from runs.models import Escalation, Policy, Rule, Run, TeamDailySpend
 
 from ..conftest import wait_for
@@ -50,7 +50,7 @@ def test_bound_escalates_and_extending_it_resumes_with_work_kept(demo):
     wait_status(run, "waiting_human")
     esc = open_escalation(run)
     assert (esc.reason, run.reason) == ("step_limit", "step_limit")
-    with pytest.raises(services.ServiceError) as err:
+    with pytest.raises(errors.AppError) as err:
         services.decide(escalation_id=esc.pk, user=demo["operator"], decision="extend_budget",
                         budget={"max_steps": 1})
     assert "max_steps" in err.value.fields
@@ -87,7 +87,7 @@ def test_human_wait_deadline_applies_the_policy_action(demo, action, status):
     assert (run.status, run.reason, esc.status) == (status, "human_timeout", "expired")
     if action == "fallback":
         assert run.answer.startswith("A colleague")
-    with pytest.raises(services.ServiceError):
+    with pytest.raises(errors.AppError):
         services.decide(escalation_id=esc.pk, user=demo["operator"], decision="approve")
 
 
@@ -137,7 +137,7 @@ def test_edit_and_approve_validates_then_runs_the_edited_call(demo, data_dir):
     run = submit(demo["team"], demo["operator"], "I want a refund for order 1042")
     wait_status(run, "waiting_human")
     esc = open_escalation(run)
-    with pytest.raises(services.InputInvalid) as err:
+    with pytest.raises(errors.InputInvalid) as err:
         services.decide(escalation_id=esc.pk, user=demo["operator"], decision="approve",
                         args={"order_id": "1042", "amount": -5, "reason": "x"})
     assert "amount" in err.value.fields

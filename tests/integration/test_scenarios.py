@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from runs import services
+from runs import errors, services
 from runs.models import Escalation, Policy, Run, Step, ToolCall
 
 from .helpers import open_escalation, refunds, submit, wait_status
@@ -125,7 +125,7 @@ def test_two_operators_race_one_wins_one_resume_one_refund(demo, data_dir):
         try:
             services.decide(escalation_id=esc.pk, user=user, decision="approve")
             results[user.username] = "won"
-        except services.AlreadyDecided as exc:
+        except errors.AlreadyDecided as exc:
             results[user.username] = exc.message
         finally:
             connection.close()
@@ -150,7 +150,7 @@ def test_second_decision_and_decision_on_aborted_run_are_refused(demo, data_dir)
     wait_status(run, "waiting_human")
     esc = open_escalation(run)
     services.decide(escalation_id=esc.pk, user=demo["operator"], decision="abort")
-    with pytest.raises(services.AlreadyDecided, match="Already decided by operator"):
+    with pytest.raises(errors.AlreadyDecided, match="Already decided by operator"):
         services.decide(escalation_id=esc.pk, user=demo["admin"], decision="approve")
     run.refresh_from_db()
     assert run.status == "aborted"
@@ -181,13 +181,13 @@ def test_step_limit_fails_with_reason(demo, data_dir):
 
 def test_bad_input_is_refused_before_anything_is_stored(demo):
     team, user = demo["team"], demo["operator"]
-    with pytest.raises(services.InputInvalid) as err:
+    with pytest.raises(errors.InputInvalid) as err:
         submit(team, user, "")
-    assert "message" in err.value.fields
-    with pytest.raises(services.InputInvalid):
+    assert "input.message" in err.value.fields  # named as in a submission
+    with pytest.raises(errors.InputInvalid):
         submit(team, user, "x" * 5000)
-    with pytest.raises(services.NotFound, match="Unknown agent"):
+    with pytest.raises(errors.NotFound, match="Unknown agent"):
         submit(team, user, "hello", agent="no-such-agent")
-    with pytest.raises(services.NotFound):
+    with pytest.raises(errors.NotFound):
         submit(demo["other_team"], user, "hello")  # the agent is the demo team's
     assert Run.objects.count() == 0

@@ -154,7 +154,7 @@ def test_edit_and_approve_refuses_bad_arguments_with_the_field_error(demo, data_
         headers=hx,
     )
     page = bad_amount.content.decode()
-    assert bad_amount.status_code == 400 and "amount" in page and "greater than 0" in page
+    assert bad_amount.status_code == 422 and "amount" in page and "greater than 0" in page
     assert Escalation.objects.get(pk=esc.pk).status == "open"
     ok = client.post(
         url, {"action": "edit_approve",

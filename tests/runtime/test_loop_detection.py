@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentdesk.runtime.decisions import call_signature
 from agentdesk.runtime.loop import Engine
 from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
+from agentdesk.runtime.proposals import call_signature
 from agentdesk.runtime.state import HumanInput, ToolCallProposal
 
 from .conftest import new_run

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from agentdesk.runtime.loop import Engine
-from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
+from agentdesk.runtime.outcomes import Phase, Reason, RunStatus, StepKind
 from agentdesk.runtime.state import HumanInput, RunState
 
 from .conftest import new_run
@@ -160,3 +160,17 @@ def test_crash_right_after_a_commit_loses_nothing(agent, policy, journal):
     assert [s.index for s in store.steps] == list(range(len(store.steps)))
     assert store.kinds() == ["retrieval", "model", "tool", "model", "tool", "model", "final"]
     assert len(journal()) == 1
+
+
+def test_checkpoints_keep_the_phase_as_its_plain_string():
+    """``Phase`` does not change the checkpoint format: JSON written before it still loads."""
+    assert [p.value for p in Phase] == [
+        "retrieve", "reason", "decide", "act", "outcome_unknown", "tool_failed", "await_human",
+        "done",
+    ]
+    state = RunState(run_id="r1", agent="support_refunds", input={}, phase=Phase.TOOL_FAILED)
+    assert state.model_dump(mode="json")["phase"] == "tool_failed"
+    assert json.loads(json.dumps(state.model_dump(), default=str))["phase"] == "tool_failed"
+    old = {**state.model_dump(mode="json"), "phase": "outcome_unknown"}
+    assert RunState.model_validate(old).phase is Phase.OUTCOME_UNKNOWN
+    assert RunState(run_id="r2", agent="support_refunds", input={}).phase is Phase.RETRIEVE

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from agentdesk.runtime import rules
 from agentdesk.runtime.loop import Engine
@@ -53,11 +54,15 @@ def cond(field: str, op: str, value=None) -> RuleCondition:
         (cond("coupon", "exists"), False),
         (cond("customer.missing", "exists"), False),
         (cond("message.deeper", "exists"), False),  # cannot descend into a string
-        (cond("amount", "between", 1), False),  # an unknown op never matches
     ],
 )
 def test_condition_holds_for_each_op(condition, holds):
     assert rules.condition_holds(condition, TASK) is holds
+
+
+def test_an_unknown_op_is_refused_before_it_can_silently_never_match():
+    with pytest.raises(ValidationError, match="op"):
+        cond("amount", "between", 1)
 
 
 @pytest.mark.parametrize("op", ["equals", "contains", "regex", "gt", "lt"])

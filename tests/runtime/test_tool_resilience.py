@@ -24,7 +24,6 @@ from agentdesk.runtime.tools import (
     ToolRegistry,
     TransientToolError,
     execute_tool,
-    run_tool,
 )
 
 from .fakes import FakeClock
@@ -424,9 +423,11 @@ def test_unknown_order_is_permanent(sleeps):
     assert out.error == "order 4040 not found" and out.attempts == 1 and sleeps == []
 
 
-def test_run_tool_still_raises_tool_error_with_the_same_message():
-    assert run_tool(refund_tools.lookup_order, CTX, {"order_id": "1077"})["order_id"] == "1077"
-    with pytest.raises(ToolError, match=r"^order 4040 not found$"):
-        run_tool(refund_tools.lookup_order, CTX, {"order_id": "4040"})
-    with pytest.raises(ToolError, match="invalid arguments for lookup_order"):
-        run_tool(refund_tools.lookup_order, CTX, {"order_id": "x"})
+def test_the_real_order_service_through_execute_tool(sleeps):
+    out = lookup("1077", sleeps)
+    assert out.ok and out.result is not None and out.result["order_id"] == "1077"
+    out = lookup("4040", sleeps)
+    assert out.result is None and out.error == "order 4040 not found"
+    out = lookup("x", sleeps)
+    assert out.result is None and out.attempts == 0
+    assert out.error.startswith("invalid arguments for lookup_order")

@@ -1,0 +1,46 @@
+"""A team's cap on runs running at once (``Team.max_running_runs``).
+
+A queued run of a capped team starts only while its team has a free slot; when one of the
+team's runs stops running (pause, end, cancel), its oldest queued runs are handed to the
+workers. Uncapped teams' runs were enqueued on submit and never wait here.
+"""
+
+from __future__ import annotations
+
+from agentdesk.runtime.outcomes import RunStatus
+
+from . import enqueue
+from .models import Run, Team
+
+
+def has_capacity(run_id: int) -> bool:
+    """May this run start now? Call inside the transaction that starts it.
+
+    Only a QUEUED run of a capped team is checked: a RUNNING one already holds its slot.
+    The team row is locked (SELECT … FOR UPDATE; SQLite's write transactions are serial
+    anyway) so two workers cannot both see the last free slot.
+    """
+    row = (Run.objects.filter(pk=run_id)
+           .values("status", "team_id", "team__max_running_runs").first())
+    if row is None or row["status"] != RunStatus.QUEUED or not row["team__max_running_runs"]:
+        return True
+    list(Team.objects.select_for_update().filter(pk=row["team_id"]).values_list("pk"))
+    running = Run.objects.filter(team_id=row["team_id"], status=RunStatus.RUNNING).count()
+    return running < row["team__max_running_runs"]
+
+
+def start_queued_runs(team_id: int) -> int:
+    """A run of ``team_id`` stopped running: enqueue its oldest queued runs, as many as it
+    has free slots. Returns how many were enqueued."""
+    cap = Team.objects.filter(pk=team_id).values_list("max_running_runs", flat=True).first()
+    if not cap:
+        return 0
+    running = Run.objects.filter(team_id=team_id, status=RunStatus.RUNNING).count()
+    free = max(0, cap - running)
+    ids = list(
+        Run.objects.filter(team_id=team_id, status=RunStatus.QUEUED, lease_owner="")
+        .order_by("created_at", "pk").values_list("pk", flat=True)[:free]
+    )
+    for queued_id in ids:
+        enqueue.advance_run(queued_id)
+    return len(ids)

@@ -1,0 +1,29 @@
+"""The one way work is handed to the workers: Celery messages by task name.
+
+Writers (services, the lifecycle, maintenance, webhooks) enqueue through here rather than
+importing ``runs.tasks``: tasks are entry points that call those writers, so importing
+them back would close an import cycle. Sending by name is what ``Task.delay`` does anyway.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from agentdesk.celery import app
+
+ADVANCE_RUN = "runs.tasks.advance_run"
+DELIVER_WEBHOOK = "runs.tasks.deliver_webhook"
+
+
+def advance_run(run_id: int) -> None:
+    """Ask a worker to advance ``run_id`` for one time slice."""
+    app.send_task(ADVANCE_RUN, args=(run_id,))
+
+
+def advance_run_on_commit(run_id: int) -> None:
+    """Enqueue once the writer's transaction commits, so the worker sees what was written."""
+    transaction.on_commit(lambda: advance_run(run_id))
+
+
+def deliver_webhook(delivery_id: int, countdown: float | None = None) -> None:
+    app.send_task(DELIVER_WEBHOOK, args=(delivery_id,), countdown=countdown)

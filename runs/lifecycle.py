@@ -1,0 +1,306 @@
+"""The one owner of a run's status: every start, pause, resume and ending goes through here.
+
+Each change is a conditional UPDATE on the status it leaves (and, for a worker, on its
+lease), so two writers can never both move a run: the loser matches no row. In the same
+transaction this module alone writes what a change owes the world:
+
+- the step that closes it (the engine's own step, an operator's decision, a final step),
+  and the run's step counter;
+- for a pause or an ending: the webhook outbox row (``runs.webhooks``), the audit event,
+  the escalations it opens or closes, and — after commit — the hand-off of the team's
+  freed running slot (``runs.capacity``);
+- the live event for the run and inbox pages (``runs.events``, published after commit).
+
+The paths: ``start``/``release`` (a worker's lease), ``checkpoint`` (the engine after every
+step: running on, paused for a human, or ended), ``resume`` (a decision), and the endings
+from outside the engine: ``cancel``, ``abort``, ``expire`` (human-wait deadline) and
+``crash`` (a bug in a worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from agentdesk.runtime.options import HumanTimeoutAction
+from agentdesk.runtime.outcomes import Decision, Reason, RunStatus, StepKind
+from agentdesk.runtime.ports import LeaseLost
+from agentdesk.runtime.state import (
+    EscalationRequest,
+    HumanInput,
+    PolicySnapshot,
+    RunState,
+    StepRecord,
+)
+
+from . import audit, capacity, enqueue, fragments, webhooks
+from .claims import priority_for
+from .errors import RunFinished, RunNotWaiting
+from .events import LiveEvent, publish_on_commit
+from .models import Escalation, Run, Step
+
+LIVE = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_HUMAN)
+
+
+@dataclass(frozen=True)
+class ClosingStep:
+    """The trace row an ending from outside the engine adds (a decision, a final step)."""
+
+    kind: StepKind
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+    error: str = ""
+
+
+# -- a worker's lease ------------------------------------------------------------------
+
+
+def start(run_id: int, owner: str) -> Run | None:
+    """Take the run for ``owner`` (queued → running, or an expired lease taken over).
+
+    None when it is not ours to advance: ended, waiting for a human, leased by a live
+    worker, or its team has no free running slot (it stays queued until one frees up).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if not capacity.has_capacity(run_id):
+            return None
+        taken = (
+            Run.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+            .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now) | Q(lease_expires_at=None))
+            .update(lease_owner=owner, status=RunStatus.RUNNING,
+                    lease_expires_at=now + timedelta(seconds=settings.RUN_LEASE_SECONDS))
+        )
+    if not taken:
+        return None
+    return Run.objects.select_related("agent", "team").get(pk=run_id)
+
+
+def release(run_id: int, owner: str) -> None:
+    """Let go of a run that is still running (its time slice is over; it is re-enqueued)."""
+    Run.objects.filter(pk=run_id, lease_owner=owner).update(lease_owner="",
+                                                            lease_expires_at=None)
+
+
+# -- the engine's checkpoint -----------------------------------------------------------
+
+
+def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = None,
+               escalation: EscalationRequest | None = None) -> None:
+    """The engine's commit after a step: state, step row and usage in one transaction,
+    fenced by the lease (``LeaseLost`` when the run is no longer ours). When the state
+    says the run now waits for a human or has ended, the pause or ending is recorded too.
+    """
+    now = timezone.now()
+    status = RunStatus(state.status)
+    fields: dict[str, Any] = {
+        "state": state.model_dump(mode="json"),
+        "status": status.value,
+        "reason": state.reason.value,
+        "answer": state.answer or "",
+        "step_count": state.step_count,
+        "tokens_in": state.usage.tokens_in,
+        "tokens_out": state.usage.tokens_out,
+        "tokens_cached": state.usage.tokens_cached,
+        "tokens_reasoning": state.usage.tokens_reasoning,
+        "cost_usd": state.usage.cost_usd,
+        "active_seconds": state.active_seconds,
+        "updated_at": now,
+        "lease_expires_at": now + timedelta(seconds=settings.RUN_LEASE_SECONDS),
+    }
+    if status.is_terminal:
+        fields["finished_at"] = now
+    if status != RunStatus.RUNNING:
+        fields["lease_owner"] = ""
+        fields["lease_expires_at"] = None
+    with transaction.atomic():
+        updated = Run.objects.filter(
+            pk=run.pk, lease_owner=owner, status=RunStatus.RUNNING
+        ).update(**fields)
+        if not updated:
+            raise LeaseLost(f"run {run.pk} is no longer ours")
+        for name, value in fields.items():
+            setattr(run, name, value)
+        row = _save_step(run, step) if step is not None else None
+        opened = _open_escalation(run, escalation, step, now) if escalation else None
+        if status != RunStatus.RUNNING:
+            _stopped(run, f"run.{status.value}", detail={"step": state.step_count - 1})
+        publish_on_commit(
+            lambda: fragments.run_progress(run, row)
+            + (fragments.escalation_opened(opened) if opened is not None else [])
+        )
+
+
+def _open_escalation(run: Run, request: EscalationRequest, step: StepRecord | None,
+                     now: datetime) -> Escalation:
+    wait = run.policy.human_timeout_seconds
+    return Escalation.objects.create(
+        run=run, team_id=run.team_id, step_index=step.index if step else run.step_count,
+        reason=request.reason.value, question=request.question,
+        proposed_tool=request.proposed_tool, proposed_args=request.proposed_args,
+        confidence=request.confidence, context=request.context,
+        deadline_at=now + timedelta(seconds=wait) if wait else None,
+        priority=priority_for(request.reason.value),
+    )
+
+
+def _save_step(run: Run, step: StepRecord) -> Step:
+    return Step.objects.create(
+        run=run, index=step.index, kind=step.kind.value, name=step.name[:100],
+        tier=str(step.args.get("tier", "")) if step.kind == StepKind.MODEL else "",
+        model=step.model, tokens_in=step.usage.tokens_in, tokens_out=step.usage.tokens_out,
+        tokens_cached=step.usage.tokens_cached, tokens_reasoning=step.usage.tokens_reasoning,
+        cost_usd=step.usage.cost_usd,
+        latency_ms=step.latency_ms, confidence=step.confidence, args=step.args,
+        result=step.result, error=step.error, attempts=step.attempts,
+    )
+
+
+# -- a human's decision ----------------------------------------------------------------
+
+
+def resume(run: Run, human: HumanInput, *, decided: Escalation,
+           policy: PolicySnapshot | None = None) -> None:
+    """waiting_human → queued with the decision in the checkpoint (applied by the engine as
+    its next step), and enqueue it after commit. ``policy`` replaces the run's snapshot
+    (extend budget). Raises RunNotWaiting when the run stopped waiting meanwhile."""
+    state = RunState.model_validate(run.state)
+    state.human_input = human
+    state.status = RunStatus.QUEUED
+    fields: dict[str, Any] = {"status": RunStatus.QUEUED, "reason": "", "updated_at":
+                              timezone.now(), "state": state.model_dump(mode="json")}
+    if policy is not None:
+        fields["policy_snapshot"] = policy.model_dump(mode="json")
+    moved = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING_HUMAN).update(**fields)
+    if not moved:
+        raise RunNotWaiting(f"Run {run.pk} is {run.status}; it is not waiting for a decision.")
+    run.refresh_from_db()
+    run.__dict__.pop("policy", None)  # the cached typed snapshot may just have changed
+    enqueue.advance_run_on_commit(run.pk)
+    publish_on_commit(lambda: fragments.escalation_closed(decided)
+                      + fragments.run_progress(run, None))
+
+
+# -- endings from outside the engine -----------------------------------------------------
+
+
+def cancel(run_id: int, *, user=None, api_key_id: int | None = None) -> Run:
+    """Abort a run that has not ended, whatever it is doing (``aborted_by_operator``).
+
+    A running run's worker is fenced: its next checkpoint (``WHERE status = 'running'``)
+    matches nothing, so it stops with LeaseLost. Raises RunFinished once it had ended.
+    """
+    name = audit.actor_name(user, api_key_id)
+    run = _end(run_id, LIVE, RunStatus.ABORTED, Reason.ABORTED_BY_OPERATOR,
+               [ClosingStep(StepKind.HUMAN, Decision.ABORT.value, {"operator": name})],
+               action="run.cancelled", user=user, api_key_id=api_key_id)
+    if run is None:
+        status = Run.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        raise RunFinished(f"Run {run_id} is {status}; it can no longer be cancelled.")
+    return run
+
+
+def abort(run: Run, *, decided: Escalation, user=None, api_key_id: int | None = None) -> Run:
+    """An operator's abort decision on a waiting run. Raises RunNotWaiting otherwise."""
+    name = audit.actor_name(user, api_key_id)
+    ended = _end(run.pk, [RunStatus.WAITING_HUMAN], RunStatus.ABORTED,
+                 Reason.ABORTED_BY_OPERATOR,
+                 [ClosingStep(StepKind.HUMAN, Decision.ABORT.value, {"operator": name})],
+                 action="run.aborted", user=user, api_key_id=api_key_id, decided=[decided])
+    if ended is None:
+        raise RunNotWaiting(f"Run {run.pk} is {run.status}; it cannot be aborted now.")
+    return ended
+
+
+def expire(run: Run, *, expired: Escalation) -> Run | None:
+    """No decision before the deadline: fail the run, or send the policy's fallback answer.
+    None when the run had stopped waiting already."""
+    policy = run.policy
+    fallback = policy.human_timeout_action == HumanTimeoutAction.FALLBACK
+    status = RunStatus.SUCCEEDED if fallback else RunStatus.FAILED
+    answer = policy.fallback_answer if fallback else ""
+    final = ClosingStep(StepKind.FINAL, status.value,
+                        result={"answer": answer} if fallback else None,
+                        error="human_timeout: no decision before the deadline")
+    return _end(run.pk, [RunStatus.WAITING_HUMAN], status, Reason.HUMAN_TIMEOUT, [final],
+                action="run.expired", answer=answer, decided=[expired])
+
+
+def crash(run_id: int, owner: str, exc: BaseException) -> Run | None:
+    """A bug in the engine or an agent: end the run ``failed/internal_error`` rather than
+    leave it for the reaper forever. Only the lease holder may; None if it no longer is."""
+    final = ClosingStep(StepKind.FINAL, RunStatus.FAILED.value,
+                        error=f"internal error: {type(exc).__name__}: {exc}"[:2000])
+    return _end(run_id, [RunStatus.RUNNING], RunStatus.FAILED, Reason.INTERNAL_ERROR, [final],
+                action="run.crashed", fence=Q(lease_owner=owner))
+
+
+def _end(
+    run_id: int,
+    leaving: Sequence[RunStatus],
+    status: RunStatus,
+    reason: Reason,
+    steps: Sequence[ClosingStep],
+    *,
+    action: str,
+    user=None,
+    api_key_id: int | None = None,
+    answer: str | None = None,
+    fence: Q | None = None,
+    decided: Sequence[Escalation] = (),
+) -> Run | None:
+    """The shared ending: one conditional UPDATE, then the trace, the escalations, the
+    outbox, the audit and the live event. None when the UPDATE matched nothing."""
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "status": status, "reason": reason, "finished_at": now, "updated_at": now,
+        "lease_owner": "", "lease_expires_at": None,
+        "step_count": F("step_count") + len(steps),
+    }
+    if answer is not None:
+        fields["answer"] = answer
+    with transaction.atomic():
+        moved = Run.objects.filter(fence or Q(), pk=run_id, status__in=list(leaving)) \
+            .update(**fields)
+        if not moved:
+            return None
+        run = Run.objects.select_related("team", "agent").get(pk=run_id)
+        first = run.step_count - len(steps)
+        rows = [Step.objects.create(run=run, index=first + i, kind=s.kind, name=s.name,
+                                    args=s.args, result=s.result, error=s.error)
+                for i, s in enumerate(steps)]
+        still_open = list(Escalation.objects.filter(run=run, status=Escalation.Status.OPEN))
+        Escalation.objects.filter(pk__in=[e.pk for e in still_open]).update(
+            status=Escalation.Status.CANCELLED, decided_at=now)
+        for esc in still_open:
+            esc.status, esc.decided_at = Escalation.Status.CANCELLED, now
+        _stopped(run, action, user=user, api_key_id=api_key_id)
+        closed = [*decided, *still_open]
+        last = rows[-1] if rows else None
+
+        def events() -> list[LiveEvent]:
+            built = [event for esc in closed for event in fragments.escalation_closed(esc)]
+            return built + fragments.run_progress(run, last)
+
+        publish_on_commit(events)
+    return run
+
+
+def _stopped(run: Run, action: str, *, user=None, api_key_id: int | None = None,
+             detail: dict[str, Any] | None = None) -> None:
+    """What every pause and ending owes, inside its transaction: the webhook outbox row,
+    the audit event, and (after commit) the team's freed running slot to a queued run."""
+    webhooks.record_status_change(run)
+    audit.record(team_id=run.team_id, action=action, target=run, actor=user,
+                 api_key_id=api_key_id,
+                 detail={"status": run.status, "reason": run.reason, **(detail or {})})
+    team_id = run.team_id
+    transaction.on_commit(lambda: capacity.start_queued_runs(team_id))
