@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "runs.views.session.SessionExpiredMiddleware",  # a lost session: no login page in a card
     "agentdesk.middleware.SyncChainEnd",  # last: the chain stays in one thread (see there)
 ]
 
@@ -215,6 +216,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/inbox/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+# htmx actions get a "session expired" alert instead of a silent 403 (runs.views.session).
+CSRF_FAILURE_VIEW = "runs.views.session.csrf_failure"
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

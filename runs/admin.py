@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
+from django.utils.html import format_html
 
-from . import api_keys, callback_urls, webhooks
+from agentdesk.runtime.options import RuleAction
+from agentdesk.runtime.rules import render_answer
+
+from . import api_keys, audit, callback_urls, webhooks
 from .models import (
     Agent,
     ApiKey,
@@ -21,6 +28,61 @@ from .models import (
     ToolCall,
     WebhookDelivery,
 )
+from .models.policies import agents_of, answer_placeholders
+
+# The input an answer rule's preview is rendered with (other placeholders show their name).
+SAMPLE_INPUT = {"message": "Where is my order 1077?"}
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every add, change and delete made here, inlines included, goes to the audit log of
+    the teams it concerns, with the fields before and after (``audit.record_change``), in
+    the admin's own transaction.
+
+    Admin hooks rather than model signals: they know who made the change, and they see
+    only what a person changed in admin — not the writes of services and seeding (which
+    record their own events where they matter, e.g. API keys created and revoked)."""
+
+    def save_model(self, request, obj, form, change) -> None:
+        old = type(obj)._default_manager.filter(pk=obj.pk).first() if change else None
+        super().save_model(request, obj, form, change)
+        audit.record_change(
+            obj=obj, verb="changed" if old else "created", actor=request.user,
+            before=audit.field_values(old) if old else {}, after=audit.field_values(obj),
+            team_ids=audit.teams_of(old) if old else set(),  # moved: the old team sees it too
+        )
+
+    def delete_model(self, request, obj) -> None:
+        pk, before, teams = obj.pk, audit.field_values(obj), audit.teams_of(obj)
+        super().delete_model(request, obj)
+        audit.record_change(obj=obj, verb="deleted", actor=request.user, before=before,
+                            after={}, target_id=pk, team_ids=teams)
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            doomed = [(obj, obj.pk, audit.field_values(obj), audit.teams_of(obj))
+                      for obj in queryset]
+            super().delete_queryset(request, queryset)
+            for obj, pk, before, teams in doomed:
+                audit.record_change(obj=obj, verb="deleted", actor=request.user,
+                                    before=before, after={}, target_id=pk, team_ids=teams)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        pks = [f.instance.pk for f in formset.initial_forms if f.instance.pk]
+        old = {o.pk: o for o in formset.model._default_manager.filter(pk__in=pks)}
+        doomed = [(f.instance, f.instance.pk) for f in formset.deleted_forms if f.instance.pk]
+        super().save_formset(request, form, formset, change)
+        for obj in formset.new_objects:
+            audit.record_change(obj=obj, verb="created", actor=request.user, before={},
+                                after=audit.field_values(obj))
+        for obj, _fields in formset.changed_objects:
+            audit.record_change(obj=obj, verb="changed", actor=request.user,
+                                before=audit.field_values(old[obj.pk]),
+                                after=audit.field_values(obj), team_ids=audit.teams_of(old[obj.pk]))
+        for obj, pk in doomed:
+            audit.record_change(obj=obj, verb="deleted", actor=request.user,
+                                before=audit.field_values(old.get(pk, obj)), after={},
+                                target_id=pk)
 
 
 class MembershipInline(admin.TabularInline):
@@ -46,7 +108,7 @@ class TeamForm(forms.ModelForm):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(AuditedAdmin):
     form = TeamForm
     list_display = ("slug", "name", "daily_budget_usd", "max_running_runs")
     inlines = [MembershipInline]
@@ -57,12 +119,25 @@ class RuleInline(admin.StackedInline):
 
     model = Rule
     extra = 0
-    fields = ("name", "priority", "enabled", "conditions", "action", "answer", "tool",
-              "tool_args", "question")
+    fields = ("name", "priority", "enabled", "conditions", "action", "answer", "answer_preview",
+              "tool", "tool_args", "question")
+    readonly_fields = ("answer_preview",)
+
+    @admin.display(description="Answer preview")
+    def answer_preview(self, obj: Rule | None) -> str:
+        """The saved template rendered as a customer would read it, for a sample input."""
+        if obj is None or obj.pk is None or obj.action != RuleAction.ANSWER:
+            return "—"
+        names = answer_placeholders(agents_of(obj.policy_id))
+        sample = {name: SAMPLE_INPUT.get(name, f"<{name}>") for name in names}
+        return format_html(
+            '<div class="help">For the input <code>{}</code>:</div>'
+            '<pre style="white-space: pre-wrap; margin: 0">{}</pre>',
+            json.dumps(sample, ensure_ascii=False), render_answer(obj.answer, sample))
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(AuditedAdmin):
     inlines = [RuleInline]
     list_display = ("name", "max_steps", "max_tokens", "max_cost_usd", "confidence_threshold",
                     "approval_amount_usd", "small_model", "large_model", "updated_at")
@@ -80,7 +155,7 @@ class PolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(AuditedAdmin):
     list_display = ("slug", "name", "team", "policy", "enabled")
     list_filter = ("team", "enabled")
 
@@ -161,9 +236,10 @@ class ApiKeyForm(forms.ModelForm):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdmin):
     """Keys are created here (the key is shown once, in a message) and revoked, never
-    edited: only the hash is stored."""
+    edited: only the hash is stored. Creating and revoking are audited by ``api_keys``;
+    a delete by ``AuditedAdmin``."""
 
     list_display = ("name", "team", "prefix", "scopes", "rate_limit_per_minute",
                     "created_at", "last_used_at", "revoked_at")

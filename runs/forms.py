@@ -18,17 +18,29 @@ BUDGET_FIELDS = ("max_steps", "max_seconds", "max_tokens", "max_cost_usd")
 
 
 class NewRunForm(forms.Form):
+    max_chars = MAX_MESSAGE_CHARS
     agent = forms.ModelChoiceField(queryset=Agent.objects.none(), empty_label=None)
     message = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "What should the agent do?"}),
-        max_length=MAX_MESSAGE_CHARS, strip=True,
-    )
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "What should the agent do?",
+                                     "data-max-chars": str(MAX_MESSAGE_CHARS)}),
+        strip=True, help_text=f"Up to {MAX_MESSAGE_CHARS:,} characters.",
+    )  # no max_length: its ``maxlength`` attribute would let the browser cut a long paste
+    #    silently and start a run on a fragment; ``clean_message`` refuses it, keeping it all
 
     def __init__(self, *args, agents=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if agents is not None:
             self.fields["agent"].queryset = agents
         self.fields["agent"].label_from_instance = lambda a: f"{a.slug} — {a.team.name}"
+
+    def clean_message(self) -> str:
+        message = self.cleaned_data["message"]
+        if len(message) > self.max_chars:
+            raise forms.ValidationError(
+                f"The message is {len(message):,} characters long; the limit is "
+                f"{self.max_chars:,}. Shorten it and start again: no run was started.",
+                code="max_length")
+        return message
 
 
 class DecisionForm(forms.Form):

@@ -171,7 +171,9 @@ def resume(run: Run, human: HumanInput, *, decided: Escalation,
            policy: PolicySnapshot | None = None) -> None:
     """waiting_human → queued with the decision in the checkpoint (applied by the engine as
     its next step), and enqueue it after commit. ``policy`` replaces the run's snapshot
-    (extend budget). Raises RunNotWaiting when the run stopped waiting meanwhile."""
+    (extend budget). A decision that overrides the agent's proposal marks the run
+    ``overridden`` for good, so its success is not counted as the agent's own. Raises
+    RunNotWaiting when the run stopped waiting meanwhile."""
     state = RunState.model_validate(run.state)
     state.human_input = human
     state.status = RunStatus.QUEUED
@@ -179,6 +181,8 @@ def resume(run: Run, human: HumanInput, *, decided: Escalation,
                               timezone.now(), "state": state.model_dump(mode="json")}
     if policy is not None:
         fields["policy_snapshot"] = policy.model_dump(mode="json")
+    if overrides(human, decided):
+        fields["overridden"] = True
     moved = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING_HUMAN).update(**fields)
     if not moved:
         raise RunNotWaiting(f"Run {run.pk} is {run.status}; it is not waiting for a decision.")
@@ -187,6 +191,15 @@ def resume(run: Run, human: HumanInput, *, decided: Escalation,
     enqueue.advance_run_on_commit(run.pk)
     publish_on_commit(lambda: fragments.escalation_closed(decided)
                       + fragments.run_progress(run, None))
+
+
+def overrides(human: HumanInput, decided: Escalation) -> bool:
+    """Did the operator put something else in place of what the agent proposed? Approving
+    as proposed, extending a budget or answering the agent's own question does not."""
+    proposed = bool(decided.proposed_tool)
+    return (human.decision in (Decision.REJECT, Decision.TAKE_OVER)
+            or (human.decision == Decision.APPROVE and human.args is not None)
+            or (human.decision == Decision.REPLY and proposed))
 
 
 # -- endings from outside the engine -----------------------------------------------------

@@ -36,7 +36,7 @@ def run_out(run: Run, steps: list[Step] | None = None) -> dict[str, Any]:
         escalation_id = None
     data: dict[str, Any] = {
         "id": run.pk, "status": run.status, "reason": run.reason, "agent": run.agent.slug,
-        "input": run.input, "answer": run.answer,
+        "input": run.input, "answer": run.answer, "overridden": run.overridden,
         "usage": {
             "steps": run.step_count, "tokens_in": run.tokens_in, "tokens_out": run.tokens_out,
             "tokens_cached": run.tokens_cached, "tokens_reasoning": run.tokens_reasoning,

@@ -132,6 +132,9 @@ def cancel_run(*, run_id: int, user=None, api_key_id: int | None = None) -> Run:
     return lifecycle.cancel(run_id, user=user, api_key_id=api_key_id)
 
 
+NO_EDIT: Any = object()  # ``decide(args=…)`` not given: approve as proposed
+
+
 @dataclass(frozen=True)
 class DecisionOutcome:
     escalation: Escalation
@@ -145,7 +148,7 @@ def decide(
     decision: str,
     api_key_id: int | None = None,
     message: str = "",
-    args: dict[str, Any] | None = None,
+    args: Any = NO_EDIT,
     budget: dict[str, Any] | None = None,
     result: dict[str, Any] | None = None,
 ) -> DecisionOutcome:
@@ -155,6 +158,11 @@ def decide(
     run is moved from ``waiting_human`` the same way, so a double click, a second operator
     or a decision on an aborted run can never resume a run twice. Through the API ``user``
     is None and ``api_key_id`` names the deciding key (audited, and told to a later loser).
+
+    Whatever a client sends is checked here: ``args`` (edit & approve) must be a JSON
+    object that fits the proposed tool — ``None`` too is refused, never read as "approve
+    as proposed"; approve needs something proposed; an extension must lift every limit
+    the run ran into.
     """
     try:
         choice = Decision(decision)
@@ -171,9 +179,15 @@ def decide(
     pending = Escalation.objects.select_related("run").filter(pk=escalation_id).first()
     if pending is None:
         raise NotFound("No such escalation.")
-    if args is not None:
-        if choice != Decision.APPROVE:
-            raise Invalid("Edited arguments go with approve.")
+    if choice == Decision.APPROVE and not pending.proposed_tool:
+        raise Invalid("Nothing is proposed here, so there is nothing to approve: reply with "
+                      "instructions, take over, or abort.",
+                      {"action": ["Approve needs a proposed action or answer."]})
+    if args is NO_EDIT:
+        args = None
+    elif choice != Decision.APPROVE:
+        raise Invalid("Edited arguments go with approve.", {"args": ["Only with approve."]})
+    else:
         args = validate_tool_args(pending, args)
     extended = extended_policy(pending.run, budget) \
         if choice == Decision.EXTEND_BUDGET else None
@@ -209,6 +223,7 @@ def decide(
 # What an operator may extend, and the limit each bound reason ran into.
 LIMIT_FIELDS = {"max_steps": int, "max_seconds": float, "max_tokens": int,
                 "max_cost_usd": Decimal}
+RUN_LIMITS = (Reason.STEP_LIMIT, Reason.TIME_LIMIT, Reason.TOKEN_LIMIT, Reason.COST_LIMIT)
 LIMIT_HIT = {Reason.STEP_LIMIT: "max_steps", Reason.TIME_LIMIT: "max_seconds",
              Reason.TOKEN_LIMIT: "max_tokens", Reason.COST_LIMIT: "max_cost_usd",
              Reason.TEAM_BUDGET: "max_cost_usd", Reason.LOOP_DETECTED: "max_steps"}
@@ -216,10 +231,11 @@ LIMIT_HIT = {Reason.STEP_LIMIT: "max_steps", Reason.TIME_LIMIT: "max_seconds",
 
 def extended_policy(run: Run, budget: dict[str, Any] | None) -> PolicySnapshot:
     """The run's policy with the limits an operator extends: the given ones, else double
-    the one it hit. A limit can only go up."""
+    the one it hit. A limit can only go up, and every limit the run has used up (and the
+    one its escalation names) must go up, or the run would stop again at once."""
     policy = run.policy
+    hit = LIMIT_HIT.get(run.reason)  # StrEnum keys: a plain str finds its member
     if not budget:
-        hit = LIMIT_HIT.get(run.reason)  # StrEnum keys: a plain str finds its member
         budget = {hit: Decimal(str(getattr(policy, hit))) * 2} if hit else {}
     fields: dict[str, list[str]] = {}
     clean: dict[str, Any] = {}
@@ -238,9 +254,28 @@ def extended_policy(run: Run, budget: dict[str, Any] | None) -> PolicySnapshot:
             fields[name] = [f"Cannot go below the current limit {current}."]
             continue
         clean[name] = number
+    for name, used in _used_up(run, policy, hit).items():
+        if name in fields:
+            continue
+        new = clean.get(name, getattr(policy, name))
+        if Decimal(str(new)) <= Decimal(str(max(used, getattr(policy, name)))):
+            fields[name] = [f"Raise it above {getattr(policy, name)}: the run has used "
+                            f"{used} and would stop again at once."]
     if fields:
-        raise Invalid("The new limits are not valid.", fields)
+        named = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in fields.items())
+        raise Invalid(f"The new limits are not valid ({named})", fields)
     return policy.model_copy(update=clean)
+
+
+def _used_up(run: Run, policy: PolicySnapshot, hit: str | None) -> dict[str, Any]:
+    """The limits this run has reached (name → what it used), and the one it hit."""
+    used = {"max_steps": run.step_count, "max_seconds": round(run.active_seconds, 1),
+            "max_tokens": run.tokens_in + run.tokens_out, "max_cost_usd": run.cost_usd}
+    reached = {name: value for name, value in used.items()
+               if Decimal(str(value)) >= Decimal(str(getattr(policy, name)))}
+    if hit and hit not in reached and run.reason in RUN_LIMITS:
+        reached[hit] = used[hit]  # worst-case checks stop a run before it reaches a limit
+    return reached
 
 
 def validate_tool_args(esc: Escalation, args: Any) -> dict[str, Any]:

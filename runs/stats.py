@@ -54,10 +54,20 @@ class Window:
         return [self.start + timedelta(days=i) for i in range(self.days)]
 
 
+OVERRIDDEN = "succeeded_overridden"  # succeeded, but after an operator overrode the agent
+
+
 def runs_by_outcome(user, window: Window) -> list[tuple[str, int]]:
-    rows = dict(selectors.runs_for(user).filter(created_at__gte=window.since)
-                .values_list("status").annotate(n=Count("id")).order_by())
-    return [(s, rows.get(s, 0)) for s in STATUS_ORDER if rows.get(s)]
+    """Runs per status; a success after an operator overrode the agent counts apart."""
+    rows = selectors.runs_for(user).filter(created_at__gte=window.since) \
+        .values_list("status", "overridden").annotate(n=Count("id")).order_by()
+    counts: dict[str, int] = {}
+    for status, overridden, n in rows:
+        key = OVERRIDDEN if status == RunStatus.SUCCEEDED and overridden else status
+        counts[key] = counts.get(key, 0) + n
+    order = [*STATUS_ORDER[:STATUS_ORDER.index(RunStatus.SUCCEEDED) + 1], OVERRIDDEN,
+             *STATUS_ORDER[STATUS_ORDER.index(RunStatus.SUCCEEDED) + 1:]]
+    return [(s, counts[s]) for s in order if counts.get(s)]
 
 
 def escalation_summary(user, window: Window) -> dict:

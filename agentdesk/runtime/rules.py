@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Any
+from collections.abc import Collection
+from types import NoneType, UnionType
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel
 
 from .options import ConditionOp
 from .state import RuleCondition, RuleSpec
@@ -52,15 +56,65 @@ def first_match(rules: list[RuleSpec], task_input: dict[str, Any]) -> RuleSpec |
     return None
 
 
-class _Blank(dict):
-    def __missing__(self, key: str) -> str:
-        return ""
+# What an answer template may fill in: text and number values of the task input.
+PLACEHOLDER_TYPES = (str, int, float)
+
+
+def placeholders(input_model: type[BaseModel]) -> list[str]:
+    """The names an answer template may use: the input model's text and number fields
+    (optional ones too), sorted. Lists, objects and booleans are not placeholders."""
+    names = []
+    for name, info in input_model.model_fields.items():
+        union = get_origin(info.annotation) in (Union, UnionType)
+        kinds = get_args(info.annotation) if union else (info.annotation,)
+        kinds = [t for t in kinds if t is not NoneType]
+        if kinds and all(t in PLACEHOLDER_TYPES for t in kinds):
+            names.append(name)
+    return sorted(names)
+
+
+def template_errors(template: str, allowed: Collection[str]) -> list[str]:
+    """Why ``template`` cannot be sent as it is: one message per bad placeholder.
+
+    Only plain ``{name}`` placeholders of ``allowed`` names are filled; ``{{`` and ``}}``
+    are literal braces. Positions, attribute or index access, conversions and format specs
+    are refused, so what an admin saves is what a customer reads."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return [f"malformed template ({exc}); write {{{{ and }}}} for literal braces"]
+    errors = []
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        suffix = (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+        shown = "{" + name + suffix + "}"
+        if name == "" or name.isdigit():
+            errors.append(f"{shown}: positional placeholders are not allowed")
+        elif "." in name or "[" in name:
+            errors.append(f"{shown}: attribute or index access is not allowed")
+        elif not name.isidentifier() or name not in allowed:
+            errors.append(f"{shown}: unknown placeholder")
+        elif spec or conversion:
+            errors.append(f"{shown}: write the plain placeholder {{{name}}}")
+    return errors
 
 
 def render_answer(template: str, task_input: dict[str, Any]) -> str:
-    """``{message}``-style placeholders from the input; unknown ones render empty."""
-    fields = _Blank({k: v for k, v in task_input.items() if isinstance(v, str | int | float)})
+    """Fill plain ``{name}`` placeholders from the input's text and number values.
+
+    Substitution is done here, not by ``str.format``: a placeholder with a position,
+    attribute or index access, a conversion or a format spec is never evaluated (it renders
+    empty, like an unknown name), so even a template that slipped past admin cannot reach
+    into Python objects. A malformed template is sent as it is."""
+    values = {k: v for k, v in task_input.items() if isinstance(v, PLACEHOLDER_TYPES)}
     try:
-        return string.Formatter().vformat(template, (), fields)
-    except (ValueError, IndexError):
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
         return template
+    out = []
+    for literal, name, spec, conversion in parsed:
+        out.append(literal)
+        if name and name.isidentifier() and not spec and not conversion and name in values:
+            out.append(str(values[name]))
+    return "".join(out)

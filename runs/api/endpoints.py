@@ -106,10 +106,11 @@ def list_escalations(request: HttpRequest, cursor: str | None = None, limit: int
 def resolve_escalation(request: HttpRequest, escalation_id: int, payload: ResolveIn):
     """Record a decision once. A second decision is a 409 naming who decided first."""
     esc = selectors.escalation_for(request.auth, escalation_id)
+    edited = "args" in payload.model_fields_set  # an explicit null is refused, not ignored
     outcome = services.decide(
         escalation_id=esc.pk, user=None, decision=payload.action, message=payload.message,
-        args=payload.args, budget=payload.budget, result=payload.result,
-        api_key_id=request.auth.pk,
+        args=payload.args if edited else services.NO_EDIT, budget=payload.budget,
+        result=payload.result, api_key_id=request.auth.pk,
     )
     run = selectors.run_for(request.auth, outcome.run.pk)
     return {"escalation": escalation_out(selectors.escalation_for(request.auth, esc.pk)),

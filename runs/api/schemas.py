@@ -68,6 +68,8 @@ class RunOut(Schema):
     agent: str
     input: dict[str, Any]
     answer: str
+    overridden: bool = Field(description="An operator rejected, edited, answered instead of "
+                             "or took over an action the agent proposed.")
     usage: Usage
     escalation_id: int | None = Field(description="The open escalation while waiting_human.")
     idempotency_key: str | None

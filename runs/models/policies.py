@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from pydantic import ValidationError as PydanticValidationError
 
+from agentdesk.agents import AGENTS, get_agent
+from agentdesk.runtime.agent import AgentSpec
 from agentdesk.runtime.options import ConditionOp, HumanTimeoutAction, OnBound, RuleAction
+from agentdesk.runtime.rules import placeholders, template_errors
 from agentdesk.runtime.state import ModelPrice as PriceRow
 from agentdesk.runtime.state import PolicySnapshot, RuleSpec
 
@@ -48,7 +53,8 @@ class Policy(models.Model):
     )
     approval_tools = models.JSONField(
         default=list, blank=True,
-        help_text='Tools that always need approval, e.g. ["issue_refund"].',
+        help_text='Tools that always need approval, e.g. ["issue_refund"]. Each must be a '
+                  "tool of an agent using this policy (of any installed agent while none does).",
     )
     small_model = models.CharField(max_length=100, default="sim-small")
     large_model = models.CharField(max_length=100, default="sim-large", blank=True)
@@ -104,6 +110,13 @@ class Policy(models.Model):
             isinstance(t, str) for t in self.approval_tools
         ):
             errors["approval_tools"] = "A JSON list of tool names."
+        else:  # a misspelt name would make the approval gate guard nothing
+            tools = known_tools(agents_of(self.pk))
+            unknown = [t for t in self.approval_tools if t not in tools]
+            if unknown:
+                errors["approval_tools"] = (
+                    f"Unknown tool {', '.join(map(repr, unknown))}; known tools: "
+                    f"{', '.join(sorted(tools))}.")
         fallback = self.human_timeout_action == HumanTimeoutAction.FALLBACK
         if fallback and not self.fallback_answer.strip():
             errors["fallback_answer"] = "A fallback answer is needed for the fallback action."
@@ -145,8 +158,13 @@ class Rule(models.Model):
                   '"password"}]. Ops: equals, contains, regex, gt, lt, exists.',
     )
     action = models.CharField(max_length=10, choices=list(ACTION_LABELS.items()))
-    answer = models.TextField(blank=True, default="",
-                              help_text="Template for the answer; {message} etc. from the input.")
+    answer = models.TextField(
+        blank=True, default="",
+        help_text="Template for the answer. Placeholders are the task input's text and number "
+                  "fields by name, e.g. {message} for support-refunds; nothing else: no {0}, "
+                  "no {message.attr} or {message[0]}, no unknown names. Write {{ and }} for "
+                  "literal braces.",
+    )
     tool = models.CharField(max_length=100, blank=True, default="")
     tool_args = models.JSONField(default=dict, blank=True)
     question = models.TextField(blank=True, default="")
@@ -158,22 +176,36 @@ class Rule(models.Model):
         return self.name
 
     def clean(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, list[str]] = {}
         try:
             self.spec()
         except Exception as exc:
-            errors["conditions"] = f"Invalid rule: {exc}"
+            errors.setdefault("conditions", []).append(f"Invalid rule: {exc}")
         ops = set(ConditionOp)
         if isinstance(self.conditions, list):
             if not self.conditions:
-                errors["conditions"] = "At least one condition."
-            for cond in self.conditions:
+                errors.setdefault("conditions", []).append("At least one condition.")
+            for number, cond in enumerate(self.conditions, 1):
                 if not isinstance(cond, dict) or cond.get("op", "equals") not in ops:
-                    errors["conditions"] = f"Each condition needs a field and an op in {ops}."
-        if self.action == self.Action.ANSWER and not self.answer.strip():
-            errors["answer"] = "An answer template is needed."
-        if self.action == self.Action.TOOL and not self.tool:
-            errors["tool"] = "Name the tool to call."
+                    errors.setdefault("conditions", []).append(
+                        f"Each condition needs a field and an op in {ops}.")
+                elif problem := _regex_problem(cond):
+                    errors.setdefault("conditions", []).append(f"Condition {number} {problem}")
+        agents = agents_of(self.policy_id)
+        if self.action == self.Action.ANSWER:
+            if not self.answer.strip():
+                errors["answer"] = ["An answer template is needed."]
+            elif problems := template_errors(self.answer, allowed := answer_placeholders(agents)):
+                shown = ", ".join("{" + name + "}" for name in allowed)
+                errors["answer"] = [f"{'; '.join(problems)}. Allowed placeholders: {shown}."]
+        if self.action == self.Action.TOOL:
+            if not self.tool:
+                errors["tool"] = ["Name the tool to call."]
+            elif self.tool not in (tools := known_tools(agents)):
+                errors["tool"] = [f"Unknown tool {self.tool!r}; known tools: "
+                                  f"{', '.join(sorted(tools))}."]
+            elif isinstance(self.tool_args, dict):
+                errors.update(_tool_args_problems(agents, self.tool, self.tool_args))
         if errors:
             raise ValidationError(errors)
 
@@ -181,3 +213,54 @@ class Rule(models.Model):
         """The rule as the runtime evaluates it (fields read by name, like the policy's)."""
         return RuleSpec.model_validate(
             {name: getattr(self, name) for name in RuleSpec.model_fields})
+
+
+# -- what a policy's agents offer: the universe its tool names and placeholders come from --
+
+
+def agents_of(policy_id: int | None) -> list[AgentSpec]:
+    """The installed agents a policy serves (its Agent rows' slugs); for a policy no agent
+    uses yet, every installed agent, so it can be set up before it is assigned."""
+    slugs = set()
+    if policy_id is not None:
+        slugs = {s for s in Policy.objects.filter(pk=policy_id)
+                 .values_list("agents__slug", flat=True) if s}
+    specs = [spec for slug in sorted(slugs) if (spec := get_agent(slug)) is not None]
+    return specs or list(AGENTS.values())
+
+
+def known_tools(agents: list[AgentSpec]) -> set[str]:
+    return {name for spec in agents for name in spec.tools.tools}
+
+
+def answer_placeholders(agents: list[AgentSpec]) -> list[str]:
+    return sorted({name for spec in agents for name in placeholders(spec.input_model)})
+
+
+def _regex_problem(cond: dict) -> str:
+    """Why a ``regex`` condition's pattern would never match (it is compiled as the runtime
+    compiles it), or ``""``."""
+    if cond.get("op") != ConditionOp.REGEX:
+        return ""
+    try:
+        re.compile(str(cond.get("value")), re.IGNORECASE)
+    except re.error as exc:
+        return (f"({cond.get('field')} regex {cond.get('value')!r}) is not a valid regular "
+                f"expression: {exc}.")
+    return ""
+
+
+def _tool_args_problems(agents: list[AgentSpec], tool_name: str,
+                        args: dict) -> dict[str, list[str]]:
+    """The fixed arguments must fit the tool of every agent that has it."""
+    for spec in agents:
+        tool = spec.tools.get(tool_name)
+        if tool is None:
+            continue
+        try:
+            tool.validate(args)
+        except PydanticValidationError as exc:
+            fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
+                               for e in exc.errors())
+            return {"tool_args": [f"These arguments do not fit {tool_name}: {fields}."]}
+    return {}

@@ -47,6 +47,11 @@ class Run(models.Model):
                               default=RunStatus.QUEUED)
     reason = models.CharField(max_length=40, choices=choices_of(Reason), default="", blank=True)
     answer = models.TextField(blank=True, default="")
+    overridden = models.BooleanField(
+        default=False,
+        help_text="An operator rejected, edited, answered instead of or took over an action "
+                  "the agent proposed: a success after this is not the agent's own.",
+    )
     policy_snapshot = models.JSONField()
     state = models.JSONField()
     step_count = models.PositiveIntegerField(default=0)
@@ -106,8 +111,12 @@ class Run(models.Model):
         bars = []
         for label, used, limit in pairs:
             limit_f = float(limit) if limit else 0.0
+            # A run can go past a bound (the escalation, the human decision and the final
+            # step come after it): the bar stays full and says so, never "4 / 2" at 100 %.
+            reached = bool(limit_f) and float(used) >= limit_f
             pct = min(100.0, float(used) / limit_f * 100) if limit_f else 0.0
-            bars.append({"label": label, "used": used, "limit": limit, "pct": round(pct, 1)})
+            bars.append({"label": label, "used": used, "limit": limit, "pct": round(pct, 1),
+                         "reached": reached, "over": bool(limit_f) and float(used) > limit_f})
         return bars
 
 

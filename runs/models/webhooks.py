@@ -31,6 +31,7 @@ class WebhookDelivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "webhook deliveries"
         indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due")]
         constraints = [
             models.UniqueConstraint(fields=["run", "event", "seq"],

@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 from django import template
 from django.utils.safestring import mark_safe
 
-from runs import claims
+from runs import audit, claims
 from runs.audit import ACTION_LABELS
 
 register = template.Library()
@@ -35,10 +35,24 @@ def usd(value: object) -> str:
     return f"${amount:,.{places}f}"
 
 
+# Words people read for a status or reason whose code reads badly; the rest lose their
+# underscores. One place, so no page shows ``waiting_human`` while another says otherwise.
+STATUS_LABELS = {"waiting_human": "waiting for human"}
+
+
+@register.filter
+def status_label(value: object) -> str:
+    """A run's (or escalation's) status or reason as shown to people: ``waiting_human`` →
+    ``waiting for human``, ``approval_required`` → ``approval required``. The CSS class
+    keeps the raw value."""
+    code = str(value or "")
+    return STATUS_LABELS.get(code, code.replace("_", " "))
+
+
 @register.filter
 def humanize(value: object) -> str:
-    """``approval_required`` → ``approval required``."""
-    return str(value or "").replace("_", " ")
+    """``take_over`` → ``take over`` (statuses and reasons: see ``status_label``)."""
+    return status_label(value)
 
 
 @register.filter
@@ -63,10 +77,18 @@ def confidence_level(value: object) -> str:
 
 
 @register.filter
-def bar_level(pct: object) -> str:
-    """A CSS modifier for a usage bar: calm, warn (≥ 75 %), full (≥ 100 %)."""
+def bar_level(bar: object) -> str:
+    """A CSS modifier for a usage bar: ok, warn (≥ 75 %), full (the limit is reached), over
+    (past it: steps after the bound, such as the escalation, are still recorded). Takes a
+    bar of ``Run.usage_bars`` or a bare percentage."""
+    if isinstance(bar, dict):
+        if bar.get("over"):
+            return "over"
+        if bar.get("reached"):
+            return "full"
+        bar = bar.get("pct")
     try:
-        number = float(pct)  # type: ignore[arg-type]
+        number = float(bar)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "ok"
     return "full" if number >= 100 else "warn" if number >= 75 else "ok"
@@ -185,3 +207,9 @@ def ago(value: object) -> str:
     if not value:
         return "—"
     return f"{timesince(value, depth=1)} ago"  # type: ignore[arg-type]
+
+
+@register.filter
+def audit_changes(detail: object) -> list[tuple[str, object, object]]:
+    """An admin change's ``(field, before, after)`` rows (empty for other events)."""
+    return audit.changes(detail) if isinstance(detail, dict) else []

@@ -11,7 +11,11 @@ from ..templatetags.console import usd
 
 WINDOWS = (7, 14, 30)
 STATUS_COLORS = {"queued": "#8b8fa3", "running": "#3358d4", "waiting_human": "#d98a00",
-                 "succeeded": "#1c7a4a", "failed": "#c0352b", "aborted": "#8a6d57"}
+                 "succeeded": "#1c7a4a", stats.OVERRIDDEN: "#6a8f3a", "failed": "#c0352b",
+                 "aborted": "#8a6d57"}
+
+OUTCOME_LABELS = {stats.OVERRIDDEN: "succeeded after override",
+                  "waiting_human": "waiting for human"}
 
 
 @login_required
@@ -31,8 +35,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "days": days, "windows": WINDOWS, "window": window,
         "outcomes_chart": charts.bar_chart(
-            [(s.replace("_", " "), n) for s, n in outcomes], label="Runs by outcome",
-            colors={s.replace("_", " "): STATUS_COLORS[s] for s, _ in outcomes}),
+            [(OUTCOME_LABELS.get(s, s.replace("_", " ")), n) for s, n in outcomes],
+            label="Runs by outcome",
+            colors={OUTCOME_LABELS.get(s, s.replace("_", " ")): STATUS_COLORS[s]
+                    for s, _ in outcomes}),
         "escalations": escalations,
         "reasons_chart": charts.bar_chart(escalations["reasons"], label="Escalation reasons",
                                           colors={r: "#d98a00" for r, _ in

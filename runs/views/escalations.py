@@ -13,7 +13,9 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from agentdesk.agents import get_agent
 from agentdesk.runtime.outcomes import BOUND_REASONS
+from agentdesk.runtime.proposals import FINAL_ANSWER
 
 from .. import claims, selectors, services
 from ..errors import AppError
@@ -31,14 +33,30 @@ def escalation_detail(request: HttpRequest, escalation_id: int) -> HttpResponse:
     return render(request, "runs/escalation_detail.html", context)
 
 
-def escalation_context(esc) -> dict:
+def escalation_context(esc, posted=None) -> dict:
+    """What the escalation page and its fragments show. ``posted`` is a refused decision's
+    form data, shown again so nothing typed is lost."""
     run = esc.run
+    tool = proposed_tool(esc)
     return {
         "esc": esc, "run": run, "steps": selectors.steps_of(run), "form": DecisionForm(),
         "bound_reasons": BOUND_REASONS, "claim_timeout": claims.timeout_seconds(),
-        "editable": bool(esc.proposed_tool) and esc.proposed_tool != "final_answer",
+        "editable": tool is not None,
+        # approve exists only when something is proposed (services.decide refuses it too)
+        "approvable": bool(esc.proposed_tool),
+        # approving a side effect (a refund…) cannot be taken back: the page asks first
+        "approve_irreversible": tool is not None and tool.side_effect,
         "args_json": json.dumps(esc.proposed_args, indent=2, sort_keys=True),
+        "posted": posted or {},
     }
+
+
+def proposed_tool(esc):
+    """The agent's tool the escalation proposes to call, if any (not a final answer)."""
+    if not esc.proposed_tool or esc.proposed_tool == FINAL_ANSWER:
+        return None
+    spec = get_agent(esc.run.agent.slug)
+    return spec.tools.get(esc.proposed_tool) if spec else None
 
 
 @login_required
@@ -57,7 +75,8 @@ def escalation_decide(request: HttpRequest, escalation_id: int) -> HttpResponse:
             error, fields, status = exc.message, exc.fields, exc.status
     esc = selectors.escalation_for(request.user, esc.pk)
     if request.htmx:
-        ctx = {**escalation_context(esc), "error": error, "field_errors": fields}
+        posted = request.POST if error else None
+        ctx = {**escalation_context(esc, posted), "error": error, "field_errors": fields}
         return render(request, "runs/escalation_detail.html#decision-status", ctx,
                       status=status)
     if error:

@@ -2,6 +2,16 @@
  *
  * Every action stays a plain button, link or form (it works without this file); keys only
  * find the element that carries data-key="…" (or the selected inbox row) and click it.
+ *
+ * Safety (issue 11): no decision by accident.
+ *  - A button with data-confirm (approving a side effect, reject, take over, abort, cancel
+ *    run) asks first in a dialog, whether it was clicked or pressed by key: Enter or a
+ *    click on "Confirm …" goes on, Esc / Cancel / any other key does nothing.
+ *  - Keys act only once the page is ready, never while focus is in a field, never with a
+ *    modifier held, never while a navigation is under way (keys typed after "j" meant for
+ *    the next page must not act on this one, nor on the next before it is shown).
+ *  - A lost session (401) or CSRF token (403) on an htmx action: what was typed is saved,
+ *    a clear alert says so, and after logging in it is restored on the same page.
  */
 (function () {
   "use strict";
@@ -15,9 +25,23 @@
     };
   }
 
-  var TYPING = "input, textarea, select, [contenteditable=''], [contenteditable='true']";
-  var pendingKey = null; // an action waiting for its field (reply, take over, edit, budget)
+  var TYPING = "input, textarea, select, [contenteditable]:not([contenteditable='false'])";
   var SELECTED = "inbox-selected";
+  var KEPT = "agentdesk:typed:"; // sessionStorage prefix: what was typed when a session was lost
+  var READY_GUARD_MS = 200; // after DOMContentLoaded: keys typed before the page showed are dropped
+  var ARM_MS = 300; // a confirm button cannot be hit by the same double click / held key
+  var QUIET_MS = 1000; // after a stray key dismissed a confirmation: the rest of the burst is ignored
+  var MODIFIERS = ["Shift", "Control", "Alt", "Meta", "CapsLock", "AltGraph"];
+  var pendingKey = null; // an action waiting for its field (reply, take over, edit, budget)
+  var ready = false; // set READY_GUARD_MS after DOMContentLoaded
+  var leavingPage = false; // a link or form is loading another page
+  var quietUntil = 0;
+
+  function navigating() {
+    // … or an htmx request that stands for a navigation is on its way (its element carries
+    // the mark until the answer is in; an element swapped out takes its mark with it)
+    return leavingPage || document.querySelector("[data-navigating]") !== null;
+  }
 
   function visible(el) {
     return el && !el.disabled && el.getClientRects().length > 0;
@@ -36,9 +60,14 @@
     return null;
   }
 
+  function leaving(el) {
+    // A link that loads another page: keys stop until that page is ready.
+    if (el.tagName === "A" && el.getAttribute("href") && el.getAttribute("href").charAt(0) !== "#") {
+      leavingPage = true;
+    }
+  }
+
   function activate(el) {
-    var ask = el.getAttribute("data-key-confirm");
-    if (ask && !window.confirm(ask)) return;
     var focusSel = el.getAttribute("data-key-focus");
     if (focusSel) {
       var field = document.querySelector(focusSel);
@@ -48,11 +77,13 @@
         field.focus();
         if (field.select && field.tagName === "INPUT") field.select();
         pendingKey = el.getAttribute("data-key");
-        hint(field, "Ctrl+Enter: " + el.textContent.trim().toLowerCase() + " · Esc: leave");
+        hint(field, "Ctrl+Enter: " + el.textContent.trim().toLowerCase() +
+             (el.hasAttribute("data-confirm") ? " (asks to confirm)" : "") + " · Esc: leave");
         return;
       }
     }
     pendingKey = null;
+    leaving(el);
     el.click();
   }
 
@@ -72,6 +103,103 @@
     var note = document.getElementById("key-pending");
     if (note) note.remove();
   }
+
+  // ---- confirmation of irreversible actions ----------------------------------------------
+  // One <dialog> for the page. The button that asked is clicked again, flagged, once
+  // "Confirm …" is chosen: htmx (or the plain form post) then sees an ordinary click.
+  var confirmState = { button: null, returnTo: null, openedAt: 0, timer: 0 };
+
+  function confirmDialog() {
+    var dialog = document.getElementById("confirm-dialog");
+    if (dialog) return dialog;
+    dialog = document.createElement("dialog");
+    dialog.id = "confirm-dialog";
+    dialog.className = "confirm-dialog";
+    dialog.setAttribute("aria-labelledby", "confirm-title");
+    dialog.setAttribute("aria-describedby", "confirm-detail");
+    dialog.setAttribute("data-testid", "confirm-dialog");
+    dialog.tabIndex = -1;
+    dialog.innerHTML =
+      '<h2 id="confirm-title" data-testid="confirm-title"></h2>' +
+      '<p id="confirm-detail" class="confirm-detail" data-testid="confirm-detail"></p>' +
+      '<div class="confirm-actions">' +
+      '<button type="button" class="btn" data-testid="confirm-cancel">Cancel</button>' +
+      '<button type="button" class="btn" data-testid="confirm-ok"></button>' +
+      "</div>" +
+      '<p class="confirm-keys muted"><kbd>Enter</kbd> confirms · <kbd>Esc</kbd> cancels</p>';
+    document.body.appendChild(dialog);
+    dialog.querySelector('[data-testid="confirm-cancel"]').addEventListener("click", function () {
+      closeConfirm(false);
+    });
+    dialog.querySelector('[data-testid="confirm-ok"]').addEventListener("click", function () {
+      closeConfirm(true);
+    });
+    dialog.addEventListener("cancel", function (e) { e.preventDefault(); closeConfirm(false); });
+    // Keys inside the dialog: Tab moves, Enter/Space activate the focused button (not a
+    // held or too-early Enter), Esc cancels; anything else, typed by mistake, cancels too.
+    dialog.addEventListener("keydown", function (e) {
+      if (e.key === "Tab" || MODIFIERS.indexOf(e.key) >= 0) return;
+      e.stopPropagation();
+      if (e.key === "Enter" || e.key === " ") {
+        if (e.repeat || Date.now() - confirmState.openedAt < ARM_MS) e.preventDefault();
+        return;
+      }
+      e.preventDefault();
+      if (e.key !== "Escape") quietUntil = Date.now() + QUIET_MS; // typing, not choosing
+      closeConfirm(false);
+    });
+    return dialog;
+  }
+
+  function askConfirm(button) {
+    var dialog = confirmDialog();
+    var ok = dialog.querySelector('[data-testid="confirm-ok"]');
+    var tone = /\bbtn-(approve|reject|abort)\b/.exec(button.className);
+    dialog.querySelector("#confirm-title").textContent = button.getAttribute("data-confirm");
+    dialog.querySelector("#confirm-detail").textContent = button.getAttribute("data-confirm-detail") || "";
+    ok.textContent = button.getAttribute("data-confirm-ok") || "Confirm";
+    ok.className = "btn " + (tone ? tone[0] : "btn-primary");
+    // Briefly disabled: the second click of a double click must not land on it.
+    ok.disabled = true;
+    confirmState.button = button;
+    confirmState.returnTo = document.activeElement;
+    confirmState.openedAt = Date.now();
+    clearTimeout(confirmState.timer);
+    dialog.showModal();
+    dialog.focus();
+    confirmState.timer = setTimeout(function () {
+      if (!dialog.open) return;
+      ok.disabled = false;
+      ok.focus();
+    }, ARM_MS);
+  }
+
+  function closeConfirm(go) {
+    var dialog = document.getElementById("confirm-dialog");
+    var button = confirmState.button, back = confirmState.returnTo;
+    confirmState.button = confirmState.returnTo = null;
+    clearTimeout(confirmState.timer);
+    if (dialog && dialog.open) dialog.close();
+    if (!button || !document.body.contains(button)) return;
+    if (go && !button.disabled) {
+      button.confirmed = true;
+      button.click();
+      return;
+    }
+    // Cancelled: focus goes back where it was (the message being typed, or the button).
+    var to = back && back !== document.body && document.body.contains(back) ? back : button;
+    to.focus({ preventScroll: true });
+  }
+
+  // Capture phase: runs before htmx sees the click (it listens on the form).
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest && e.target.closest("button[data-confirm]");
+    if (!button) return;
+    if (button.confirmed) { button.confirmed = false; return; }
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    if (!button.disabled) askConfirm(button);
+  }, true);
 
   // ---- inbox rows: j/k to move, Enter/o to open, c to claim -------------------------------
   function rows() {
@@ -117,7 +245,9 @@
     // refresh of the list) it opens the selected row, as "o" does.
     var onControl = target.closest && target.closest("a, button");
     if (row && (key === "o" || (key === "Enter" && !onControl))) {
-      row.querySelector("[data-row-link]").click();
+      var link = row.querySelector("[data-row-link]");
+      leaving(link);
+      link.click();
       return true;
     }
     if (key === "c" && row) {
@@ -137,8 +267,12 @@
     if (e.defaultPrevented || e.isComposing) return;
     var target = e.target;
     var help = document.getElementById("key-help");
+    var asking = document.getElementById("confirm-dialog");
+    if (asking && asking.open) return; // the dialog handles its own keys
+    // Not ours yet (or no longer): a key typed for the next page must not act on this one.
+    if (!ready || navigating() || Date.now() < quietUntil) return;
     if (target.closest && target.closest(TYPING)) {
-      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey) && !e.repeat) {
         var key = pendingKey || target.getAttribute("data-ctrl-enter");
         var button = key && byKey(key);
         if (button && button.form === target.form) {
@@ -154,7 +288,7 @@
       }
       return;
     }
-    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
     if (e.key === "?") {
       e.preventDefault();
       if (!help) return;
@@ -167,7 +301,7 @@
     }
     if (e.key === "u" && !document.querySelector('[data-keynav="rows"]')) {
       var back = document.querySelector(".crumbs a[href^='/inbox/']");
-      if (back) { e.preventDefault(); back.click(); return; }
+      if (back) { e.preventDefault(); leaving(back); back.click(); return; }
     }
     var alias = { n: "j", p: "k" }[e.key] || e.key;
     var el = byKey(alias);
@@ -175,6 +309,23 @@
       e.preventDefault();
       activate(el);
     }
+  });
+
+  // Any navigation away (a click on a link, a form post, typing a URL) stops the keys; a
+  // page restored from the back/forward cache starts them again.
+  window.addEventListener("beforeunload", function () { leavingPage = true; });
+  window.addEventListener("pageshow", function (e) { if (e.persisted) leavingPage = false; });
+  // htmx requests that stand for a navigation (boosted, or pushing a URL) do the same
+  // until their answer is in.
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var elt = e.detail.elt;
+    if (elt && elt.setAttribute && (e.detail.boosted || elt.closest("[hx-push-url='true']"))) {
+      elt.setAttribute("data-navigating", "");
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var elt = e.detail.elt;
+    if (elt && elt.removeAttribute) elt.removeAttribute("data-navigating");
   });
 
   // Remember the row that was opened, so coming back selects it again.
@@ -191,11 +342,105 @@
     }
   });
 
+  // ---- a lost session: keep what was typed, say so, restore it after logging in ----------
+  function keptFields(form) {
+    return Array.prototype.filter.call(form.elements, function (f) {
+      return f.name && (f.tagName === "TEXTAREA" || (f.tagName === "INPUT" &&
+        /^(text|number|search|email|url)$/.test(f.type)));
+    });
+  }
+
+  function keepTyped() {
+    document.querySelectorAll("form[data-keep-typed]").forEach(function (form) {
+      var values = {};
+      keptFields(form).forEach(function (f) { values[f.name] = f.value; });
+      try {
+        sessionStorage.setItem(KEPT + form.getAttribute("data-keep-typed"), JSON.stringify(values));
+      } catch (err) { /* storage full or off: the alert still says what happened */ }
+    });
+  }
+
+  function restoreTyped() {
+    document.querySelectorAll("form[data-keep-typed]").forEach(function (form) {
+      var storeKey = KEPT + form.getAttribute("data-keep-typed");
+      var saved = sessionStorage.getItem(storeKey);
+      if (!saved) return;
+      sessionStorage.removeItem(storeKey);
+      var values;
+      try { values = JSON.parse(saved); } catch (err) { return; }
+      var restored = false;
+      keptFields(form).forEach(function (f) {
+        if (Object.prototype.hasOwnProperty.call(values, f.name) && values[f.name] !== f.value) {
+          f.value = values[f.name];
+          restored = restored || f.value.trim() !== "";
+        }
+      });
+      if (!restored) return;
+      var note = document.createElement("p");
+      note.className = "typed-restored";
+      note.setAttribute("role", "status");
+      note.setAttribute("data-testid", "typed-restored");
+      note.textContent = "Restored what you typed before logging in again. Nothing was sent yet.";
+      form.insertAdjacentElement("beforebegin", note);
+    });
+  }
+
+  function sessionLost(xhr) {
+    return xhr && (xhr.getResponseHeader("X-AgentDesk-Session") ||
+      // a login page reached by following a redirect (should the server not say so)
+      /\/accounts\/login\//.test(xhr.responseURL || ""));
+  }
+
+  function showSessionAlert(elt, xhr) {
+    keepTyped();
+    var holder = document.createElement("div");
+    holder.innerHTML = xhr.getResponseHeader("X-AgentDesk-Session") ? xhr.responseText : "";
+    var alert = holder.querySelector("[data-session-alert]");
+    if (!alert) {
+      alert = document.createElement("div");
+      alert.className = "session-alert alert alert-error";
+      alert.setAttribute("role", "alert");
+      alert.setAttribute("data-session-alert", "expired");
+      alert.setAttribute("data-testid", "session-expired");
+      var next = location.pathname + location.search;
+      alert.innerHTML = '<p class="session-alert-text"><b>Your session expired</b> — log in again; ' +
+        "what you typed is kept. Nothing was decided.</p>" +
+        '<a class="btn btn-primary btn-small" data-testid="session-login" href="/accounts/login/?next=' +
+        encodeURIComponent(next) + '">Log in again</a>';
+    }
+    document.querySelectorAll("[data-session-alert]").forEach(function (old) { old.remove(); });
+    var form = elt && elt.closest && elt.closest("form");
+    var main = document.querySelector("main") || document.body;
+    if (form && document.body.contains(form)) form.insertAdjacentElement("beforebegin", alert);
+    else main.insertAdjacentElement("afterbegin", alert);
+    // Save again on the way out: anything typed after the alert appeared counts too.
+    var login = alert.querySelector("a[href]");
+    if (login) login.addEventListener("click", keepTyped);
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    if (!sessionLost(e.detail.xhr)) return;
+    e.detail.shouldSwap = false;
+    e.detail.isError = false; // handled here: no second report through htmx:responseError
+    showSessionAlert(e.detail.requestConfig && e.detail.requestConfig.elt || e.detail.elt, e.detail.xhr);
+  });
+
   document.addEventListener("htmx:afterSettle", function () {
+    // A live update replaced the button being confirmed (decided elsewhere, run ended):
+    // there is nothing left to confirm.
+    if (confirmState.button && !document.body.contains(confirmState.button)) closeConfirm(false);
     restoreSelection();
     if (pendingKey && !byKey(pendingKey)) { pendingKey = null; clearHint(); }
   });
-  document.addEventListener("DOMContentLoaded", function () {
+
+  function onReady() {
     if (document.querySelector('[data-keynav="rows"]')) restoreSelection();
-  });
+    restoreTyped();
+    setTimeout(function () {
+      ready = true;
+      document.documentElement.setAttribute("data-keys", "ready"); // tests wait on this
+    }, READY_GUARD_MS);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", onReady);
+  else onReady();
 })();

@@ -85,4 +85,5 @@ def started(login) -> Iterator[list[int]]:
         page.goto(f"/runs/{run_id}/")
         if page.get_by_test_id("cancel-run").is_visible():
             page.get_by_test_id("cancel-run").click()
+            page.get_by_test_id("confirm-ok").click()  # cancelling asks first
             expect(page.get_by_test_id("run-actions")).to_contain_text("nothing to cancel")

@@ -29,7 +29,7 @@ def start_run(page: Page, message: str, started: list[int] | None = None) -> int
 def escalation_of(page: Page, run_id: int) -> int:
     """Wait for the run to pause; the id of its open escalation."""
     page.goto(f"/runs/{run_id}/")
-    expect(page.get_by_test_id("run-status")).to_have_text("waiting_human", timeout=30_000)
+    expect(page.get_by_test_id("run-status")).to_have_text("waiting for human", timeout=30_000)
     href = page.get_by_test_id("open-escalation").first.get_attribute("href")
     return int(re.search(r"/escalations/(\d+)/", href).group(1))
 
@@ -46,3 +46,23 @@ def assert_not_reloaded(page: Page) -> None:
 def row_ids(page: Page) -> list[int]:
     return [int(i) for i in page.eval_on_selector_all(
         "[data-testid=inbox-row]", "rows => rows.map(r => r.dataset.escId)")]
+
+
+def keys_ready(page: Page) -> None:
+    """Wait until the page takes shortcuts (console.js ignores keys until it is ready)."""
+    page.locator("html[data-keys=ready]").wait_for(state="attached")
+
+
+def confirm(page: Page) -> None:
+    """Confirm the action the dialog asks about, as an operator would: Enter on the focused
+    "Confirm …" button."""
+    expect(page.get_by_test_id("confirm-ok")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("confirm-dialog")).to_be_hidden()
+
+
+def click_confirmed(page: Page, testid: str) -> None:
+    """Click a button that asks first, then its dialog's confirm button."""
+    page.get_by_test_id(testid).click()
+    page.get_by_test_id("confirm-ok").click()
+    expect(page.get_by_test_id("confirm-dialog")).to_be_hidden()

@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .console_helpers import (
+    click_confirmed,
     click_now,
     escalation_of,
     start_run,
@@ -35,8 +36,11 @@ def test_two_operators_claim_and_decide_at_once_one_wins_one_resume(login, start
     winner_name = winner.get_by_test_id("username").inner_text()
     expect(loser.get_by_test_id("claim-box")).to_contain_text(f"Claimed by {winner_name}")
 
-    click_now(winner, "action-approve")
-    click_now(loser, "action-approve")
+    for page in (winner, loser):  # a refund asks first: both dialogs up, then both confirm
+        click_now(page, "action-approve")
+        expect(page.get_by_test_id("confirm-ok")).to_be_enabled()
+    click_now(winner, "confirm-ok")
+    click_now(loser, "confirm-ok")
     expect(winner.get_by_test_id("decision-status")).to_contain_text(
         f"Decided: approve by {winner_name}")
     expect(loser.get_by_test_id("decision-status")).to_contain_text(
@@ -58,7 +62,7 @@ def test_edit_and_approve_with_invalid_arguments_shows_the_field_error(login, st
     page.goto(f"/escalations/{esc}/")
     page.locator("summary", has_text="Edit the arguments").click()
     page.get_by_test_id("decision-args").fill('{"order_id": "1042", "amount": -5}')
-    page.get_by_test_id("action-edit_approve").click()
+    click_confirmed(page, "action-edit_approve")
     errors = page.get_by_test_id("field-errors")
     expect(errors).to_contain_text("amount")
     expect(errors).to_contain_text("greater than 0")
@@ -67,7 +71,7 @@ def test_edit_and_approve_with_invalid_arguments_shows_the_field_error(login, st
 
     page.get_by_test_id("decision-args").fill(
         '{"order_id": "1042", "amount": 30, "reason": "partial refund"}')
-    page.get_by_test_id("action-edit_approve").click()
+    click_confirmed(page, "action-edit_approve")
     expect(page.get_by_test_id("decision-status")).to_contain_text("Decided: approve")
     page.goto(f"/runs/{run_id}/")
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=30_000)

@@ -9,7 +9,9 @@ import pytest
 from playwright.sync_api import expect
 
 from .console_helpers import (
+    confirm,
     escalation_of,
+    keys_ready,
     start_run,
 )
 
@@ -31,6 +33,7 @@ def test_keyboard_only_triage_of_three_escalations(login, started):
 
     page.goto(f"/inbox/?q={tag.replace(' ', '+')}")
     expect(page.get_by_test_id("inbox-row")).to_have_count(3)
+    keys_ready(page)
     page.keyboard.press("?")
     expect(page.get_by_test_id("key-help")).to_be_visible()
     page.keyboard.press("Escape")
@@ -48,16 +51,21 @@ def test_keyboard_only_triage_of_three_escalations(login, started):
                                                                           timeout=15_000)
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(rf"/escalations/{escalations['first']}/"))
+    keys_ready(page)
 
-    page.keyboard.press("a")
+    page.keyboard.press("a")  # a refund: it asks first
+    confirm(page)
     expect(page.get_by_test_id("decision-status")).to_contain_text("Decided: approve")
     page.keyboard.press("j")
     page.wait_for_url(re.compile(rf"/escalations/{escalations['second']}/"))
+    keys_ready(page)
 
     page.keyboard.press("r")
+    confirm(page)
     expect(page.get_by_test_id("decision-status")).to_contain_text("Decided: reject")
     page.keyboard.press("j")
     page.wait_for_url(re.compile(rf"/escalations/{escalations['third']}/"))
+    keys_ready(page)
 
     page.keyboard.press("y")  # the reply needs words: focus the message first
     expect(page.get_by_test_id("decision-message")).to_be_focused()

@@ -37,7 +37,7 @@ def test_refund_approval_flow_live_in_two_tabs(login):
     run_page = context.new_page()
     start_run(run_page, "I want a refund for order 1042")
     mark_page(run_page)
-    expect(run_page.get_by_test_id("run-status")).to_have_text("waiting_human", timeout=20_000)
+    expect(run_page.get_by_test_id("run-status")).to_have_text("waiting for human", timeout=20_000)
     expect(run_page.get_by_test_id("step").first).to_be_visible()
 
     row = inbox.get_by_test_id("inbox-row")
@@ -52,6 +52,7 @@ def test_refund_approval_flow_live_in_two_tabs(login):
     expect(body).to_contain_text("180")
     expect(body).to_contain_text("refund-policy.md")  # the retrieved context is on screen
     inbox.get_by_test_id("action-approve").click()
+    inbox.get_by_test_id("confirm-ok").click()  # a refund cannot be undone: it asks first
     expect(inbox.get_by_test_id("decision-status")).to_contain_text("approve")
 
     expect(run_page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=20_000)
@@ -63,7 +64,7 @@ def test_reply_to_a_question_continues_the_run(login):
     context = login("operator")
     page = context.pages[0]
     run_url = start_run(page, "I want my money back")
-    expect(page.get_by_test_id("run-status")).to_have_text("waiting_human", timeout=20_000)
+    expect(page.get_by_test_id("run-status")).to_have_text("waiting for human", timeout=20_000)
     page.goto("/inbox/")
     page.get_by_test_id("inbox-row").filter(has_text="Which order").locator("a").first.click()
     page.fill("textarea[name=message]", "It is order 1001")

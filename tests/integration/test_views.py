@@ -37,7 +37,7 @@ def test_form_submission_lands_on_the_run_page(demo):
 
 @pytest.mark.parametrize(
     ("message", "error"),
-    [("", "This field is required"), ("x" * 4001, "at most 4000 characters")],
+    [("", "This field is required"), ("x" * 4001, "the limit is 4,000")],
 )
 def test_bad_form_input_is_refused_with_a_clear_error(demo, message, error):
     client = logged_in(demo["operator"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agentdesk.runtime import rules
 from agentdesk.runtime.loop import Engine
@@ -91,6 +91,55 @@ def test_render_answer_fills_placeholders_and_blanks_unknown_ones():
     out = rules.render_answer("Hi {plan}! {amount} for '{message}'{nope}.", TASK)
     assert out == f"Hi  Gold ! 150 for '{TASK['message']}'."
     assert rules.render_answer("broken {", TASK) == "broken {"
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{message.__class__}", "{message.__class__.__mro__}", "{customer[tier]}", "{message[0]}",
+     "{0}", "{}", "{message!r}", "{message:{plan}}"],
+)
+def test_render_answer_never_evaluates_positions_attributes_or_indexes(template):
+    """A bad template that slipped past admin renders empty, never Python internals."""
+    assert rules.render_answer(f"<{template}>", TASK) == "<>"
+
+
+def test_render_answer_keeps_escaped_braces_and_fills_plain_names():
+    assert rules.render_answer("{{message}} = {message}", {"message": "hi"}) == "{message} = hi"
+
+
+class _Input(BaseModel):
+    message: str
+    count: int
+    ratio: float | None = None
+    flag: bool = False
+    tags: list[str] = []
+    nested: dict[str, str] = {}
+
+
+def test_the_placeholders_are_the_inputs_text_and_number_fields():
+    assert rules.placeholders(_Input) == ["count", "message", "ratio"]
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("Hi {customer}", "{customer}: unknown placeholder"),
+        ("Hi {0}", "{0}: positional placeholders are not allowed"),
+        ("Hi {}", "{}: positional placeholders are not allowed"),
+        ("Hi {message.__class__}", "{message.__class__}: attribute or index access"),
+        ("Hi {message[0]}", "{message[0]}: attribute or index access"),
+        ("Hi {message!r}", "{message!r}: write the plain placeholder {message}"),
+        ("Hi {message:>10}", "{message:>10}: write the plain placeholder {message}"),
+        ("Hi {message", "malformed template"),
+    ],
+)
+def test_template_errors_name_each_bad_placeholder(template, problem):
+    [error] = rules.template_errors(template, ["message"])
+    assert problem in error
+
+
+def test_a_template_of_known_names_and_escaped_braces_has_no_errors():
+    assert rules.template_errors("{{json}} You wrote: {message}", ["message"]) == []
 
 
 # -- in the engine -------------------------------------------------------------------------
