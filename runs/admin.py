@@ -18,7 +18,7 @@ from .models import (
     ApiKey,
     Escalation,
     Membership,
-    ModelPrice,
+    ModelProfile,
     Policy,
     Rule,
     Run,
@@ -160,9 +160,23 @@ class AgentAdmin(AuditedAdmin):
     list_filter = ("team", "enabled")
 
 
-@admin.register(ModelPrice)
-class ModelPriceAdmin(admin.ModelAdmin):
-    list_display = ("model", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok")
+@admin.register(ModelProfile)
+class ModelProfileAdmin(admin.ModelAdmin):
+    """The model catalogue: prices, limits and what the endpoint accepts."""
+
+    list_display = ("name", "input_per_mtok", "cached_input_per_mtok", "output_per_mtok",
+                    "context_window", "tool_calling", "structured_output", "reasoning",
+                    "probed_at")
+    readonly_fields = ("probed_at", "probe_report")
+    fieldsets = (
+        (None, {"fields": ("name",)}),
+        ("Prices (USD per million tokens; empty = cannot spend)",
+         {"fields": ("input_per_mtok", "cached_input_per_mtok", "output_per_mtok")}),
+        ("Limits", {"fields": ("context_window", "max_output_tokens", "tokenizer")}),
+        ("Capabilities", {"fields": ("tool_calling", "structured_output", "reasoning",
+                                     "reasoning_effort", "logprobs")}),
+        ("Last probe (manage.py probe_model NAME)", {"fields": ("probed_at", "probe_report")}),
+    )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -20,6 +20,7 @@ import structlog
 from django.conf import settings
 
 from agentdesk.runtime.llm import ModelClient, ModelReply
+from agentdesk.runtime.profiles import ModelProfile
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ class TracedModelClient:
     def __init__(self, inner: ModelClient, tracer: Any, system: str = "openai") -> None:
         self.inner, self.tracer, self.system = inner, tracer, system
 
-    def complete(self, *, model: str, messages: list[dict[str, Any]],
+    def complete(self, *, profile: ModelProfile, messages: list[dict[str, Any]],
                  tools: list[dict[str, Any]], max_tokens: int) -> ModelReply:
+        model = profile.name
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         with self.tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT) as span:
@@ -43,7 +45,7 @@ class TracedModelClient:
             if run_id is not None:
                 span.set_attribute("agentdesk.run_id", str(run_id))
             try:
-                reply = self.inner.complete(model=model, messages=messages, tools=tools,
+                reply = self.inner.complete(profile=profile, messages=messages, tools=tools,
                                             max_tokens=max_tokens)
             except Exception as exc:
                 span.record_exception(exc)

@@ -1,6 +1,6 @@
 """The simulated model tiers: what each one costs, how slow it is, and how good it is.
 
-The app seeds its price table from here (see :func:`price_table`), so the numbers the
+The app seeds its model catalogue from here (see :func:`price_table`), so the numbers the
 simulator reports and the numbers the app bills with can never drift apart.
 """
 
@@ -87,7 +87,7 @@ def get_prices(name: str) -> Prices:
 
 
 def price_table() -> dict[str, Prices]:
-    """Prices of every tier, keyed by model name, for seeding the app's ModelPrice table."""
+    """Prices of every tier, keyed by model name, for seeding the model catalogue."""
     return {name: model.prices for name, model in MODELS.items()}
 
 

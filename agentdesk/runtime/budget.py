@@ -13,10 +13,10 @@ from .state import PolicySnapshot, RunState
 
 
 def worst_case_cost(policy: PolicySnapshot, model: str, prompt_tokens: int) -> Decimal:
-    price = policy.prices.get(model)
-    if price is None:
+    profile = policy.profile(model)
+    if not profile.priced:
         return Decimal("0")
-    return price.cost(prompt_tokens, 0, policy.max_output_tokens)
+    return profile.cost(prompt_tokens, 0, policy.max_output_tokens)
 
 
 def check_steps_and_time(state: RunState, policy: PolicySnapshot) -> Reason | None:

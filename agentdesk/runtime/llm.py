@@ -17,6 +17,8 @@ import openai
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
+from .profiles import ModelProfile
+
 DECISION_SCHEMA: dict[str, Any] = {
     "type": "json_schema",
     "json_schema": {
@@ -61,17 +63,20 @@ class ModelReply:
     tokens_out: int = 0
     tokens_reasoning: int = 0
     latency_ms: int = 0
+    usage_reported: bool = True  # False: the reply had no ``usage`` (the tokens are unknown)
 
 
 class ModelClient(Protocol):
     def complete(
         self,
         *,
-        model: str,
+        profile: ModelProfile,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         max_tokens: int,
-    ) -> ModelReply: ...
+    ) -> ModelReply:
+        """One chat completion from ``profile.name``, shaped by what the profile says the
+        endpoint accepts."""
 
 
 class FinalDecision(BaseModel):
@@ -112,11 +117,12 @@ class OpenAIGateway:
     def complete(
         self,
         *,
-        model: str,
+        profile: ModelProfile,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         max_tokens: int,
     ) -> ModelReply:
+        model = profile.name
         started = time.perf_counter()
         body: dict[str, Any] = {
             "model": model, "messages": messages, "response_format": DECISION_SCHEMA,

@@ -59,10 +59,10 @@ class ModelCaller:
         self.cache = cache if policy.cache_ttl_seconds > 0 else None
 
     def price(self, reply: ModelReply) -> Decimal:
-        price = self.policy.prices.get(reply.model)
-        if price is None:
+        profile = self.policy.profile(reply.model)
+        if not profile.priced:
             return Decimal("0")
-        return price.cost(reply.tokens_in, reply.tokens_cached, reply.tokens_out)
+        return profile.cost(reply.tokens_in, reply.tokens_cached, reply.tokens_out)
 
     def call(
         self, state: RunState, model: str, messages: list[dict[str, Any]],
@@ -88,7 +88,8 @@ class ModelCaller:
         actual = Decimal("0")
         try:
             reply = self.model.complete(
-                model=model, messages=messages, tools=tools, max_tokens=max_tokens
+                profile=self.policy.profile(model), messages=messages, tools=tools,
+                max_tokens=max_tokens,
             )
             actual = self.price(reply)
         finally:

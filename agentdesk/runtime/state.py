@@ -10,23 +10,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from .options import ConditionOp, HumanTimeoutAction, OnBound, RuleAction
 from .outcomes import Phase, Reason, RunStatus, StepKind
-
-
-class ModelPrice(BaseModel):
-    """USD per million tokens."""
-
-    input: Decimal
-    cached_input: Decimal
-    output: Decimal
-
-    def cost(self, tokens_in: int, tokens_cached: int, tokens_out: int) -> Decimal:
-        uncached = max(tokens_in - tokens_cached, 0)
-        total = uncached * self.input + tokens_cached * self.cached_input + tokens_out * self.output
-        return (total / Decimal(1_000_000)).quantize(Decimal("0.00000001"))
+from .profiles import ModelProfile
 
 
 class RuleCondition(BaseModel):
@@ -60,7 +48,7 @@ class PolicySnapshot(BaseModel):
     small_model: str = "sim-small"
     large_model: str = "sim-large"
     max_output_tokens: int = 512
-    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    models: dict[str, ModelProfile] = Field(default_factory=dict)  # the catalogue's rows
     on_bound: OnBound = OnBound.FAIL
     loop_repeat_limit: int = 3  # the same tool call with the same arguments this many times
     no_progress_limit: int = 4  # this many tool results in a row that bring nothing new
@@ -70,6 +58,24 @@ class PolicySnapshot(BaseModel):
     human_timeout_action: HumanTimeoutAction = HumanTimeoutAction.FAIL
     fallback_answer: str = ""
     rules: list[RuleSpec] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_prices(cls, data: Any) -> Any:
+        """Snapshots written before the model catalogue held only ``prices``."""
+        if isinstance(data, dict) and "prices" in data and "models" not in data:
+            data = dict(data)
+            data["models"] = {
+                name: {"name": name, "input_per_mtok": p.get("input"),
+                       "cached_input_per_mtok": p.get("cached_input"),
+                       "output_per_mtok": p.get("output")}
+                for name, p in (data.pop("prices") or {}).items()
+            }
+        return data
+
+    def profile(self, model: str) -> ModelProfile:
+        """The model's profile; a model missing from the snapshot is an unpriced one."""
+        return self.models.get(model) or ModelProfile(name=model)
 
 
 class ToolCallProposal(BaseModel):

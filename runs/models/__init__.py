@@ -1,7 +1,8 @@
 """AgentDesk's data, one module per concept; imported here so Django finds every model."""
 
+from .catalogue import ModelProfile
 from .escalations import AuditEvent, Escalation
-from .policies import ModelPrice, Policy, Rule
+from .policies import Policy, Rule
 from .runs import Agent, Run, Step, TeamDailySpend, ToolCall
 from .teams import ApiKey, Membership, Team
 from .webhooks import WebhookDelivery
@@ -12,7 +13,7 @@ __all__ = [
     "AuditEvent",
     "Escalation",
     "Membership",
-    "ModelPrice",
+    "ModelProfile",
     "Policy",
     "Rule",
     "Run",

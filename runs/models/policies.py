@@ -1,4 +1,4 @@
-"""Policies (limits, thresholds, models, approval rules), rules and model prices."""
+"""Policies (limits, thresholds, models, approval rules) and their rules."""
 
 from __future__ import annotations
 
@@ -14,22 +14,10 @@ from agentdesk.agents import AGENTS, get_agent
 from agentdesk.runtime.agent import AgentSpec
 from agentdesk.runtime.options import ConditionOp, HumanTimeoutAction, OnBound, RuleAction
 from agentdesk.runtime.rules import placeholders, template_errors
-from agentdesk.runtime.state import ModelPrice as PriceRow
 from agentdesk.runtime.state import PolicySnapshot, RuleSpec
 
+from .catalogue import ModelProfile
 from .common import ZERO
-
-
-class ModelPrice(models.Model):
-    """USD per million tokens, from the provider's price list."""
-
-    model = models.CharField(max_length=100, unique=True)
-    input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4)
-    cached_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4)
-    output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4)
-
-    def __str__(self) -> str:
-        return self.model
 
 
 class Policy(models.Model):
@@ -101,11 +89,12 @@ class Policy(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, str] = {}
-        known = set(ModelPrice.objects.values_list("model", flat=True))
+        known = set(ModelProfile.objects.values_list("name", flat=True))
         for field in ("small_model", "large_model"):
             name = getattr(self, field)
-            if name and known and name not in known:
-                errors[field] = f"Unknown model {name!r}; known: {', '.join(sorted(known))}."
+            if name and name not in known:
+                errors[field] = (f"Unknown model {name!r}: add it under Models first; known: "
+                                 f"{', '.join(sorted(known)) or 'none'}.")
         if not isinstance(self.approval_tools, list) or not all(
             isinstance(t, str) for t in self.approval_tools
         ):
@@ -125,17 +114,13 @@ class Policy(models.Model):
 
     def snapshot(self) -> PolicySnapshot:
         """What a run starts with: every field the snapshot knows, read from this row by
-        name (no hand copy to forget a new field in), plus its models' prices and its
-        enabled rules."""
+        name (no hand copy to forget a new field in), plus its models' catalogue rows and
+        its enabled rules."""
         own = {f.name for f in self._meta.concrete_fields} & PolicySnapshot.model_fields.keys()
-        prices = {
-            p.model: PriceRow(input=p.input_per_mtok, cached_input=p.cached_input_per_mtok,
-                              output=p.output_per_mtok)
-            for p in ModelPrice.objects.filter(model__in=[self.small_model, self.large_model])
-        }
+        rows = ModelProfile.objects.filter(name__in=[self.small_model, self.large_model])
         return PolicySnapshot.model_validate({
             **{name: getattr(self, name) for name in own},
-            "prices": prices,
+            "models": {row.name: row.profile() for row in rows},
             "rules": [r.spec() for r in self.rules.filter(enabled=True)],
         })
 

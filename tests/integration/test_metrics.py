@@ -127,18 +127,21 @@ def test_model_calls_become_genai_spans_when_tracing_is_on():
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from agentdesk.runtime.llm import ModelReply
+    from agentdesk.runtime.profiles import ModelProfile
     from runs import tracing
 
     class Model:
-        def complete(self, *, model, messages, tools, max_tokens):
-            return ModelReply(model=model + "-2025", content="{}", tokens_in=120, tokens_out=30)
+        def complete(self, *, profile, messages, tools, max_tokens):
+            return ModelReply(model=profile.name + "-2025", content="{}", tokens_in=120,
+                              tokens_out=30)
 
     assert tracing.traced(Model()).__class__ is Model  # off without an OTLP endpoint
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     client = tracing.TracedModelClient(Model(), provider.get_tracer("test"))
-    client.complete(model="sim-small", messages=[], tools=[], max_tokens=256)
+    client.complete(profile=ModelProfile(name="sim-small"), messages=[], tools=[],
+                    max_tokens=256)
     (span,) = exporter.get_finished_spans()
     assert span.name == "chat sim-small"
     assert span.attributes["gen_ai.system"] == "openai"

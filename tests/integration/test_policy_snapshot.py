@@ -39,7 +39,8 @@ def test_snapshot_reads_the_row_its_prices_and_enabled_rules(demo):
     assert snap.max_steps == 7 and snap.on_bound is OnBound.ESCALATE
     assert snap.approval_tools == ["issue_refund"]
     assert [r.name for r in snap.rules] == ["on"]
-    assert set(snap.prices) == {policy.small_model, policy.large_model}
+    assert set(snap.models) == {policy.small_model, policy.large_model}
+    assert all(m.priced for m in snap.models.values())
     assert snap.max_cost_usd == Decimal(policy.max_cost_usd)
     # the JSON column round-trips to the same typed policy (Run.policy)
     assert PolicySnapshot.model_validate(snap.model_dump(mode="json")) == snap

@@ -13,14 +13,17 @@ import pytest
 from agentdesk.agents import get_agent
 from agentdesk.runtime.agent import AgentSpec
 from agentdesk.runtime.loop import Engine
-from agentdesk.runtime.state import ModelPrice, PolicySnapshot, RunState
+from agentdesk.runtime.profiles import ModelProfile
+from agentdesk.runtime.state import PolicySnapshot, RunState
 
 from .fakes import FakeClock, InMemoryStore, ScriptedModel
 
 SMALL, LARGE = "sim-small", "sim-large"
 PRICES = {
-    SMALL: ModelPrice(input=Decimal("0.15"), cached_input=Decimal("0.075"), output=Decimal("0.60")),
-    LARGE: ModelPrice(input=Decimal("2.50"), cached_input=Decimal("1.25"), output=Decimal("10")),
+    SMALL: ModelProfile(name=SMALL, input_per_mtok=Decimal("0.15"),
+                        cached_input_per_mtok=Decimal("0.075"), output_per_mtok=Decimal("0.60")),
+    LARGE: ModelProfile(name=LARGE, input_per_mtok=Decimal("2.50"),
+                        cached_input_per_mtok=Decimal("1.25"), output_per_mtok=Decimal("10")),
 }
 
 
@@ -55,7 +58,7 @@ def policy() -> PolicySnapshot:
     return PolicySnapshot(
         small_model=SMALL,
         large_model=LARGE,
-        prices=dict(PRICES),
+        models=dict(PRICES),
         approval_amount_usd=Decimal("100"),
     )
 

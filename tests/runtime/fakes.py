@@ -19,6 +19,7 @@ from typing import Any
 
 from agentdesk.runtime.llm import ModelReply, ToolCallRequest, estimate_tokens
 from agentdesk.runtime.ports import LedgerEntry
+from agentdesk.runtime.profiles import ModelProfile
 from agentdesk.runtime.state import EscalationRequest, RunState, StepRecord
 
 _call_ids = itertools.count(1)
@@ -72,11 +73,12 @@ class ScriptedModel:
     def complete(
         self,
         *,
-        model: str,
+        profile: ModelProfile,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         max_tokens: int,
     ) -> ModelReply:
+        model = profile.name
         call = ModelCall(model, copy.deepcopy(messages), copy.deepcopy(tools), max_tokens)
         self.calls.append(call)
         if self.on_call is not None:
