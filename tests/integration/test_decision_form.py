@@ -25,7 +25,7 @@ def test_irreversible_actions_ask_first_and_labels_are_whole_words(demo):
     page = client_for(demo["operator"]).get(f"/escalations/{esc.pk}/").content.decode()
     approve = button(page, "action-approve")
     assert 'data-confirm="Approve issue_refund? It cannot be undone."' in approve
-    assert "with order_id 1042, amount 180." in approve  # it says what will happen
+    assert "with amount 180, order_id 1042." in approve  # sorted keys: JSONB reorders
     for testid in ("action-reject", "action-take_over", "action-abort", "action-edit_approve"):
         assert "data-confirm=" in button(page, testid), testid
     assert "data-confirm" not in button(page, "action-reply")
