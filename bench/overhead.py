@@ -62,10 +62,10 @@ class Probe:
         self._undo.append(lambda: setattr(owner, attr, original))
 
     def install(self) -> None:
-        from agentdesk.runtime import llm, loop
+        from agentdesk.runtime import gateway, loop
         from runs import adapters, budgets, events, fragments, response_cache
 
-        self.wrap(llm.OpenAIGateway, "complete", "model")
+        self.wrap(gateway.OpenAIGateway, "complete", "model")
         self.wrap(fragments, "run_progress", "render")
         self.wrap(fragments, "escalation_opened", "render")
         self.wrap(events, "publish", "publish")

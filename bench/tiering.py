@@ -18,7 +18,7 @@ from typing import Any
 
 from . import deploy, workload
 from .eval.generate import CATEGORIES
-from .report import Section, Target, fmt, svg_bars
+from .report import Section, Target, fmt, percentile, svg_bars
 
 section = Section("Tiering: cost and success on the evaluation set")
 TARGETS = {"cost_reduction_vs_large_only": Target(">=", 0.60)}
@@ -84,7 +84,7 @@ def _model_steps(team) -> dict[int, list[dict[str, Any]]]:
     by_run: dict[int, list[dict[str, Any]]] = defaultdict(list)
     rows = Step.objects.filter(run__team=team, kind="model").order_by("run_id", "index")
     for row in rows.values("run_id", "index", "tier", "model", "confidence", "result",
-                           "cost_usd", "args"):
+                           "cost_usd", "args", "tokens_in"):
         by_run[row["run_id"]].append(row)
     return by_run
 
@@ -92,7 +92,7 @@ def _model_steps(team) -> dict[int, list[dict[str, Any]]]:
 def run() -> dict[str, float]:
     env = deploy.in_process("tiering", latency_scale=0.0)
     try:
-        from runs.models import Policy
+        from runs.models import ModelProfile, Policy
 
         tasks = workload.load_tasks()
         tiered_team = workload.make_team("bench-tiered")
@@ -102,12 +102,14 @@ def run() -> dict[str, float]:
         large = _evaluate("large-only", large_team, tasks)
         steps_tiered = _model_steps(tiered_team)
         steps_large = _model_steps(large_team)
+        tokenizers = dict(ModelProfile.objects.values_list("name", "tokenizer"))
     finally:
         env.close()
-    return _summarise(tasks, tiered, large, steps_tiered, steps_large, threshold)
+    return _summarise(tasks, tiered, large, steps_tiered, steps_large, threshold, tokenizers)
 
 
-def _summarise(tasks, tiered, large, steps_tiered, steps_large, threshold) -> dict[str, float]:
+def _summarise(tasks, tiered, large, steps_tiered, steps_large, threshold,
+               tokenizers) -> dict[str, float]:
     n = len(tasks)
     cost_t = sum((r["got"].cost_usd for r in tiered), Decimal("0"))
     cost_l = sum((r["got"].cost_usd for r in large), Decimal("0"))
@@ -129,10 +131,27 @@ def _summarise(tasks, tiered, large, steps_tiered, steps_large, threshold) -> di
             sum(r["got"].status == "waiting_human" for r in tiered) / n, 4),
         "large_model_share_of_calls_tiered": round(
             calls["sim-large"] / max(1, sum(calls.values())), 4),
+        **_estimate_ratios(steps_tiered, steps_large),
     }
     _write_section(metrics, tasks, tiered, large, steps_tiered, steps_large, calls, calls_l,
-                   used_large, threshold)
+                   used_large, threshold, tokenizers)
     return metrics
+
+
+def token_estimate_ratios(*steps_by_run) -> list[float]:
+    """Estimated ÷ reported prompt tokens of every model call that reported its usage."""
+    return [args["prompt_tokens_estimated"] / s["tokens_in"]
+            for steps in steps_by_run for run_steps in steps.values() for s in run_steps
+            if s["tokens_in"] and "prompt_tokens_estimated" in (args := s["args"] or {})
+            and not args.get("usage_missing")]
+
+
+def _estimate_ratios(steps_tiered, steps_large) -> dict[str, float]:
+    ratios = token_estimate_ratios(steps_tiered, steps_large)
+    if not ratios:
+        return {}
+    return {"token_estimate_ratio_p50": round(percentile(ratios, 50), 4),
+            "token_estimate_ratio_p95": round(percentile(ratios, 95), 4)}
 
 
 def _cache_hits(steps_by_run) -> int:
@@ -177,7 +196,7 @@ def _break_even(tiered, large, used_large) -> tuple[float, float]:
 
 
 def _write_section(metrics, tasks, tiered, large, steps_tiered, steps_large, calls, calls_l,
-                   used_large, threshold) -> None:
+                   used_large, threshold, tokenizers) -> None:
     from agentdesk.llmsim.brains.ambiguity import AMBIGUITY_RULES, AMBIGUOUS_CONFIDENCE
     from agentdesk.llmsim.models import MODELS
 
@@ -256,5 +275,17 @@ def _write_section(metrics, tasks, tiered, large, steps_tiered, steps_large, cal
         s.table(["policy", "task", "category", "message", "difference"],
                 [[p, r["task"]["id"], r["task"]["category"], r["task"]["message"][:70],
                   r["diff"][:110].replace("|", "/")] for p, r in failures[:40]])
+    if "token_estimate_ratio_p50" in metrics:
+        s.add(f"Prompt-token estimate ÷ reported, over "
+              f"{len(token_estimate_ratios(steps_tiered, steps_large))} model calls of both "
+              f"passes: p50 **{metrics['token_estimate_ratio_p50']}**, p95 "
+              f"**{metrics['token_estimate_ratio_p95']}** (tokenizers: "
+              + ", ".join(f"{m} {tokenizers.get(m) or 'none known'}" for m in MODELS)
+              + "). Where the "
+              "model's encoding is not known the estimate is the byte bound the pre-call "
+              "checks reserve (`agentdesk/runtime/tokens.py`: UTF-8 bytes of the request + "
+              "allowances), so a ratio above 1 is the price of never crossing a ceiling; "
+              "below 1 the endpoint counted more than we estimated, and the run's later "
+              "calls reserve the estimate times that ratio where it exceeds the bound.")
     s.add(f"Totals: tiered {fmt(metrics['cost_tiered_usd'])} USD vs large-only "
           f"{fmt(metrics['cost_large_only_usd'])} USD for {len(tasks)} tasks.")

@@ -9,10 +9,11 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils.html import format_html
 
+from agentdesk.runtime.llm import ModelError
 from agentdesk.runtime.options import RuleAction
 from agentdesk.runtime.rules import render_answer
 
-from . import api_keys, audit, callback_urls, webhooks
+from . import api_keys, audit, callback_urls, probe, webhooks
 from .models import (
     Agent,
     ApiKey,
@@ -177,6 +178,20 @@ class ModelProfileAdmin(admin.ModelAdmin):
                                      "reasoning_effort", "logprobs")}),
         ("Last probe (manage.py probe_model NAME)", {"fields": ("probed_at", "probe_report")}),
     )
+    actions = ["probe_selected"]
+
+    @admin.action(description="Probe selected models", permissions=["change"])
+    def probe_selected(self, request, queryset) -> None:
+        """Ask the configured endpoint what each model accepts and save it (as
+        ``manage.py probe_model NAME`` does), one message per model."""
+        for row in queryset:
+            try:
+                outcome = probe.probe_model(row.name)
+            except ModelError as exc:
+                self.message_user(request, f"{row.name}: not probed: {exc}", messages.ERROR)
+                continue
+            level = messages.SUCCESS if outcome.usage_reported else messages.WARNING
+            self.message_user(request, outcome.summary(), level)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

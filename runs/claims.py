@@ -35,6 +35,7 @@ PRIORITY_BY_REASON = {
     Reason.TOKEN_LIMIT: 20,
     Reason.COST_LIMIT: 20,
     Reason.TEAM_BUDGET: 20,
+    Reason.MODEL_UNPRICED: 20,  # every run on the model stops here until an admin prices it
     Reason.LOOP_DETECTED: 20,
     Reason.LOW_CONFIDENCE: 30,
 }

@@ -81,6 +81,12 @@ class CallbackRefused(Invalid):
     code = "invalid_callback_url"
 
 
+class ModelUnpriced(Invalid):
+    """A run paused for an unpriced model cannot go on until an admin sets its price."""
+
+    code = "model_unpriced"
+
+
 class InputTooLarge(AppError):
     code, status = "too_large", 413
 

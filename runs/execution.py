@@ -16,7 +16,8 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from agentdesk.agents import get_agent
-from agentdesk.runtime.llm import ModelClient, OpenAIGateway
+from agentdesk.runtime.gateway import OpenAIGateway
+from agentdesk.runtime.llm import ModelClient
 from agentdesk.runtime.loop import Engine
 from agentdesk.runtime.outcomes import Reason, RunStatus
 from agentdesk.runtime.ports import LeaseLost

@@ -26,11 +26,12 @@ from .errors import (
     InputInvalid,
     InputTooLarge,
     Invalid,
+    ModelUnpriced,
     NotFound,
     RunNotWaiting,
     fields_from,
 )
-from .models import Agent, AuditEvent, Escalation, Run, Team
+from .models import Agent, AuditEvent, Escalation, ModelProfile, Run, Team
 
 
 def validate_input(agent: Agent, task_input: Any) -> dict[str, Any]:
@@ -161,8 +162,9 @@ def decide(
 
     Whatever a client sends is checked here: ``args`` (edit & approve) must be a JSON
     object that fits the proposed tool — ``None`` too is refused, never read as "approve
-    as proposed"; approve needs something proposed; an extension must lift every limit
-    the run ran into.
+    as proposed"; approve needs something proposed (or a model that had no price: "go
+    on"); an extension must lift every limit the run ran into; a run that paused because its
+    model had no price goes on only once the catalogue prices it (``repriced_policy``).
     """
     try:
         choice = Decision(decision)
@@ -179,7 +181,8 @@ def decide(
     pending = Escalation.objects.select_related("run").filter(pk=escalation_id).first()
     if pending is None:
         raise NotFound("No such escalation.")
-    if choice == Decision.APPROVE and not pending.proposed_tool:
+    unpriced = pending.reason == Reason.MODEL_UNPRICED
+    if choice == Decision.APPROVE and not pending.proposed_tool and not unpriced:
         raise Invalid("Nothing is proposed here, so there is nothing to approve: reply with "
                       "instructions, take over, or abort.",
                       {"action": ["Approve needs a proposed action or answer."]})
@@ -191,6 +194,8 @@ def decide(
         args = validate_tool_args(pending, args)
     extended = extended_policy(pending.run, budget) \
         if choice == Decision.EXTEND_BUDGET else None
+    if unpriced and choice not in (Decision.ABORT, Decision.TAKE_OVER):  # the run calls again
+        extended = repriced_policy(extended or pending.run.policy)
     now = timezone.now()
     with transaction.atomic():
         # Open, and not under someone else's live claim (claims.open_to): one UPDATE decides.
@@ -265,6 +270,22 @@ def extended_policy(run: Run, budget: dict[str, Any] | None) -> PolicySnapshot:
         named = "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in fields.items())
         raise Invalid(f"The new limits are not valid ({named})", fields)
     return policy.model_copy(update=clean)
+
+
+def repriced_policy(policy: PolicySnapshot) -> PolicySnapshot:
+    """The policy with its models' current catalogue rows, for a run that paused because a
+    model had no price (an admin has set it meanwhile). Raises ModelUnpriced while one of
+    the run's models still has none: resuming would only pause the run again."""
+    names = list(dict.fromkeys(n for n in (policy.small_model, policy.large_model) if n))
+    rows = {row.name: row.profile() for row in ModelProfile.objects.filter(name__in=names)}
+    missing = [name for name in names if name not in rows or not rows[name].priced]
+    if missing:
+        where = "; ".join(f"admin → Models → {name}" for name in missing)
+        raise ModelUnpriced(
+            f"{', '.join(missing)} still {'has' if len(missing) == 1 else 'have'} no price, so "
+            f"the run would stop again at once. An admin must set it first ({where}; 0 is a "
+            "valid price, e.g. for a local model), then decide again.")
+    return policy.model_copy(update={"models": {**policy.models, **rows}})
 
 
 def _used_up(run: Run, policy: PolicySnapshot, hit: str | None) -> dict[str, Any]:

@@ -9,11 +9,13 @@ from __future__ import annotations
 from .app import SimApp, SimSettings, create_app
 from .faults import FaultKind
 from .models import MODELS, Prices, Quality, SimModel, get_model, get_prices, price_table
+from .modes import Mode
 from .server import SimServer, start_in_thread
 
 __all__ = [
     "MODELS",
     "FaultKind",
+    "Mode",
     "Prices",
     "Quality",
     "SimApp",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -22,12 +23,15 @@ from .faults import (
     FaultLedger,
     FaultSpecError,
     conversation_key,
+    distort,
     error_response,
     requested_fault,
 )
 from .models import MODELS, SimModel, default_latency_scale, get_model
+from .modes import Mode
 from .request import RequestError, parse_chat_request
 from .responses import JsonResponse, openai_error
+from .strict import refusal
 from .usage import PromptCache
 
 Scope = MutableMapping[str, Any]
@@ -42,6 +46,8 @@ DEFAULT_FAULT_TIMEOUT_S = 30.0
 """How long a ``timeout`` fault stalls: longer than any sane client timeout."""
 
 MODELS_CREATED = 1_735_689_600  # 2025-01-01, fixed so the model list is deterministic
+RECENT_REQUESTS = 200
+"""How many chat request bodies ``SimApp.recent_requests`` keeps, for tests to inspect."""
 
 
 class Interruption(Enum):
@@ -88,6 +94,9 @@ class SimApp:
     settings: SimSettings = field(default_factory=SimSettings.from_env)
     prompt_cache: PromptCache = field(default_factory=PromptCache)
     fault_ledger: FaultLedger = field(default_factory=FaultLedger)
+    recent_requests: deque[dict[str, Any]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_REQUESTS))
+    """The latest chat request bodies, newest last: what a test asserts a client sent."""
     _closing: asyncio.Event | None = field(default=None, init=False, repr=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
 
@@ -138,9 +147,13 @@ class SimApp:
             fault = requested_fault(_header(scope, FAULT_HEADER), request.messages)
         except (RequestError, FaultSpecError) as exc:
             return openai_error(400, str(exc), param=getattr(exc, "param", None))
+        self.recent_requests.append(request.body)
         model = get_model(request.model)
         if model is None:
             return _unknown_model(request.model)
+        refused = refusal(request, model)
+        if refused is not None:
+            return refused
 
         kind = None
         if fault and self.fault_ledger.should_fail(conversation_key(request.messages), fault):
@@ -155,6 +168,10 @@ class SimApp:
         response = complete(
             request, model, self.prompt_cache, malformed=kind is FaultKind.MALFORMED
         )
+        if kind is not None:
+            response = distort(kind, response)
+        if Mode.NO_USAGE in model.modes:
+            response = distort(FaultKind.NO_USAGE, response)
         interrupted = await self._wait(model.latency_seconds(self.settings.latency_scale), receive)
         return interrupted.response if interrupted else response
 
@@ -220,7 +237,7 @@ async def _until_disconnect(receive: Receive) -> None:
 async def _send_json(send: Send, response: JsonResponse) -> None:
     payload = response.encoded()
     headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", response.content_type.encode()),
         (b"content-length", str(len(payload)).encode()),
         *((k.encode(), v.encode()) for k, v in response.headers.items()),
     ]

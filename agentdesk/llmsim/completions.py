@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import uuid
 from typing import Any
 
 from .brains import Decision, Reply, ToolCall, brain_for, read_conversation
+from .brains.prompted import asks_for_json, call_content, offered_tools
 from .faults import MALFORMED_CONTENT
 from .models import SimModel
+from .modes import Mode
 from .request import ChatRequest
 from .responses import JsonResponse, openai_error
-from .usage import CHARS_PER_TOKEN, PromptCache, completion_tokens, prompt_tokens, usage_block
+from .strict import llama_error
+from .usage import (
+    CHARS_PER_TOKEN,
+    PromptCache,
+    completion_tokens,
+    content_text,
+    prompt_tokens,
+    reasoning_tokens,
+    usage_block,
+)
 
 SYSTEM_FINGERPRINT = "fp_llmsim"
 
@@ -28,29 +40,33 @@ def complete(
     """The completion for ``request``; ``malformed`` swaps the content for broken JSON."""
     prompt = prompt_tokens(request.messages, request.tools)
     if prompt > model.context_window:
-        return openai_error(
-            400,
-            f"This model's maximum context length is {model.context_window} tokens. "
-            f"However, your messages resulted in {prompt} tokens.",
-            code="context_length_exceeded",
-            param="messages",
-        )
+        return _context_overflow(model, prompt)
 
     conversation = read_conversation(request.messages)
-    reply = _offered_only(brain_for(conversation.agent_slug)(conversation, model), request)
-    content, tool_calls = _render(reply, request)
+    system = _system_text(request)
+    prompted = offered_tools(system) if not request.tools else frozenset()
+    reply = brain_for(conversation.agent_slug)(conversation, model)
+    reply = _offered_only(_forced(reply, request), request.tool_names | prompted)
+    content, tool_calls = _render(reply, request, prompted=prompted, system=system)
     if malformed:
         content, tool_calls = MALFORMED_CONTENT, []
 
     finish_reason = "tool_calls" if tool_calls else "stop"
     generated = completion_tokens(content, tool_calls)
-    if request.max_tokens is not None and content and generated > request.max_tokens:
-        content = content[: request.max_tokens * CHARS_PER_TOKEN]
-        generated, finish_reason = request.max_tokens, "length"
+    reasoning = reasoning_tokens(request.reasoning_effort) if Mode.REASONING in model.modes \
+        else 0
+    budget = request.max_tokens
+    if budget is not None and reasoning >= budget:  # thinking used it all: nothing visible
+        content, tool_calls, generated, reasoning = "", [], 0, budget
+        finish_reason = "length"
+    elif budget is not None and content and generated > budget - reasoning:
+        content = content[: (budget - reasoning) * CHARS_PER_TOKEN]
+        generated, finish_reason = budget - reasoning, "length"
 
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if tool_calls:
         message["tool_calls"] = tool_calls
+    logprobs = token_logprobs(content, _confidence(reply)) if request.logprobs else None
     body = {
         "id": f"chatcmpl-sim{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
@@ -58,18 +74,56 @@ def complete(
         "model": model.name,
         "system_fingerprint": SYSTEM_FINGERPRINT,
         "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+            {"index": 0, "message": message, "logprobs": logprobs,
+             "finish_reason": finish_reason}
         ],
         "usage": usage_block(
-            prompt, generated, cache.cached_tokens(model.name, request.messages, request.tools)
+            prompt, generated + reasoning,
+            cache.cached_tokens(model.name, request.messages, request.tools), reasoning,
         ),
     }
     return JsonResponse(200, body)
 
 
-def _offered_only(reply: Reply, request: ChatRequest) -> Reply:
+def _context_overflow(model: SimModel, prompt: int) -> JsonResponse:
+    """OpenAI's 400 for a prompt over the window, or llama.cpp's in ``json-object`` mode."""
+    if Mode.JSON_OBJECT in model.modes:
+        return llama_error("the request exceeds the available context size, try increasing it",
+                           type_="exceed_context_size_error", n_prompt_tokens=prompt,
+                           n_ctx=model.context_window)
+    return openai_error(
+        400,
+        f"This model's maximum context length is {model.context_window} tokens. "
+        f"However, your messages resulted in {prompt} tokens.",
+        code="context_length_exceeded",
+        param="messages",
+    )
+
+
+def _system_text(request: ChatRequest) -> str:
+    first = request.messages[0] if request.messages else {}
+    return content_text(first.get("content")) if first.get("role") in {"system", "developer"} \
+        else ""
+
+
+def _forced(reply: Reply, request: ChatRequest) -> Reply:
+    """``tool_choice`` "required" or naming a function obliges a call, as OpenAI's does:
+    the forced tool (or the first one) is called with what the brain has, i.e. nothing."""
+    choice = request.tool_choice
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+    elif choice == "required" and request.tools:
+        name = request.tools[0]["function"]["name"]
+    else:
+        return reply
+    if isinstance(reply, ToolCall) and reply.name == name:
+        return reply
+    return ToolCall(str(name), {"confidence": _confidence(reply)})
+
+
+def _offered_only(reply: Reply, offered: frozenset[str]) -> Reply:
     """A model cannot call a tool it was not given; it asks for help instead."""
-    if isinstance(reply, ToolCall) and reply.name not in request.tool_names:
+    if isinstance(reply, ToolCall) and reply.name not in offered:
         return Decision.ask(
             f"I need the {reply.name} tool to continue, but it is not available. "
             "How should I proceed?",
@@ -78,10 +132,22 @@ def _offered_only(reply: Reply, request: ChatRequest) -> Reply:
     return reply
 
 
-def _render(reply: Reply, request: ChatRequest) -> tuple[str | None, list[dict[str, Any]]]:
-    """Message content and tool calls for a reply, in the format the request asked for."""
+def _render(
+    reply: Reply, request: ChatRequest, *, prompted: frozenset[str], system: str
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """Message content and tool calls for a reply, in the format the request asked for.
+
+    Asked for JSON in the instructions only (no ``response_format``), the model answers
+    the way chatty models do: the object after a sentence, a tool call in a fence."""
+    bare = request.wants_json
     if isinstance(reply, Decision):
-        return (reply.as_json() if request.wants_json else reply.as_text()), []
+        if bare:
+            return reply.as_json(), []
+        if asks_for_json(system):
+            return f"Here is my reply:\n{reply.as_json()}", []
+        return reply.as_text(), []
+    if reply.name in prompted:
+        return call_content(reply.name, reply.arguments, fenced=not bare), []
     arguments = json.dumps(reply.arguments, separators=(",", ":"))
     return None, [
         {
@@ -90,6 +156,21 @@ def _render(reply: Reply, request: ChatRequest) -> tuple[str | None, list[dict[s
             "function": {"name": reply.name, "arguments": arguments},
         }
     ]
+
+
+def _confidence(reply: Reply) -> float:
+    value = reply.confidence if isinstance(reply, Decision) else reply.arguments.get("confidence")
+    return float(value) if isinstance(value, int | float) else 0.5
+
+
+def token_logprobs(content: str | None, confidence: float) -> dict[str, Any]:
+    """``logprobs`` for ``content``, one entry per simulated token, whose probabilities
+    multiply to the reply's confidence: the signal agrees with the self-report."""
+    text = content or ""
+    tokens = [text[i:i + CHARS_PER_TOKEN] for i in range(0, len(text), CHARS_PER_TOKEN)]
+    each = math.log(min(max(confidence, 1e-6), 1.0)) / max(len(tokens), 1)
+    return {"content": [{"token": token, "logprob": each, "bytes": list(token.encode()),
+                         "top_logprobs": []} for token in tokens], "refusal": None}
 
 
 def _tool_call_id(request: ChatRequest, name: str, arguments: str) -> str:

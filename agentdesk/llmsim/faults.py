@@ -4,10 +4,18 @@ A fault is requested per call with the header ``X-Sim-Fault: <kind>[x<N>]`` or p
 conversation with the marker ``[sim-fault:<kind>[x<N>]]`` anywhere in the first user
 message (the header wins when both are present). With ``xN`` only the first N calls of a
 conversation step fail and the retries after them succeed; without it every call fails.
+
+Besides failing the way OpenAI fails (429, 500, a stall, broken JSON content), a call can
+be answered the way a broken or sloppy endpoint answers, to prove the gateway never
+crashes and never bills $0 silently: ``nousage`` (no ``usage`` object), ``overreport``
+(every usage count doubled), ``html`` (a 200 HTML page), ``emptychoices``, ``nomessage``
+(a choice without ``message``), ``truncated`` (the JSON body cut in half) and ``error200``
+(a 200 carrying an ``error`` object).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import threading
@@ -35,6 +43,26 @@ class FaultKind(StrEnum):
     SERVER_ERROR = "500"
     TIMEOUT = "timeout"
     MALFORMED = "malformed"
+    NO_USAGE = "nousage"
+    OVERREPORT = "overreport"
+    HTML = "html"
+    EMPTY_CHOICES = "emptychoices"
+    NO_MESSAGE = "nomessage"
+    TRUNCATED = "truncated"
+    ERROR_200 = "error200"
+
+
+BODY_FAULTS = frozenset({
+    FaultKind.NO_USAGE, FaultKind.OVERREPORT, FaultKind.HTML, FaultKind.EMPTY_CHOICES,
+    FaultKind.NO_MESSAGE, FaultKind.TRUNCATED, FaultKind.ERROR_200,
+})
+"""Faults that change a successful completion's body rather than replace the call."""
+
+OVERREPORT_FACTOR = 2
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Welcome</title></head>"
+    b"<body><h1>It works!</h1><p>This is not an API (simulated by llmsim).</p></body></html>\n"
+)
 
 
 class FaultSpecError(ValueError):
@@ -123,3 +151,38 @@ def error_response(kind: FaultKind) -> JsonResponse:
             code=None,
         )
     raise ValueError(f"{kind} is not answered with an HTTP error")
+
+
+def distort(kind: FaultKind, response: JsonResponse) -> JsonResponse:
+    """A successful completion answered the broken way ``kind`` names; errors pass as they are."""
+    if response.status != 200 or kind not in BODY_FAULTS:
+        return response
+    body = copy.deepcopy(response.body)
+    if kind is FaultKind.NO_USAGE:
+        body.pop("usage", None)
+    elif kind is FaultKind.OVERREPORT:
+        body["usage"] = _scaled(body.get("usage") or {}, OVERREPORT_FACTOR)
+    elif kind is FaultKind.HTML:
+        return JsonResponse(200, {}, raw=HTML_PAGE, content_type="text/html; charset=utf-8")
+    elif kind is FaultKind.EMPTY_CHOICES:
+        body["choices"] = []
+    elif kind is FaultKind.NO_MESSAGE:
+        for choice in body.get("choices", []):
+            choice.pop("message", None)
+    elif kind is FaultKind.TRUNCATED:
+        encoded = response.encoded()
+        return JsonResponse(200, {}, raw=encoded[: len(encoded) // 2])
+    elif kind is FaultKind.ERROR_200:
+        body = {"error": {"message": "The server had an error while processing your request "
+                                     "(simulated by llmsim, answered with HTTP 200).",
+                          "type": "server_error", "param": None, "code": None}}
+    return JsonResponse(200, body, response.headers)
+
+
+def _scaled(usage: dict[str, Any], factor: int) -> dict[str, Any]:
+    """Every count in ``usage`` (and its details) times ``factor``."""
+    return {
+        key: _scaled(value, factor) if isinstance(value, dict)
+        else value * factor if isinstance(value, int) else value
+        for key, value in usage.items()
+    }

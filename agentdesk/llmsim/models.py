@@ -6,10 +6,13 @@ simulator reports and the numbers the app bills with can never drift apart.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import IntEnum
+
+from .modes import Mode, parse_model_name
 
 LATENCY_SCALE_ENV = "LLMSIM_LATENCY_SCALE"
 """Environment variable that sets the default latency multiplier (0 = instant)."""
@@ -50,6 +53,8 @@ class SimModel:
     base_latency_ms: int
     quality: Quality
     context_window: int
+    modes: frozenset[Mode] = frozenset()
+    """How this name is served (see ``modes``): the tier's own behaviour when empty."""
 
     def latency_seconds(self, latency_scale: float) -> float:
         """Simulated time to answer; a scale of 0 makes the simulator instant."""
@@ -77,8 +82,18 @@ MODELS: dict[str, SimModel] = {
 
 
 def get_model(name: str) -> SimModel | None:
-    """The tier called ``name``, or None when the simulator does not serve it."""
-    return MODELS.get(name)
+    """The tier called ``name`` served in the modes its suffixes name (``sim-small:reasoning``),
+    or None when the simulator does not serve it."""
+    parsed = parse_model_name(name)
+    tier = MODELS.get(parsed.tier) if parsed else None
+    if parsed is None or tier is None:
+        return None
+    if name == tier.name:
+        return tier
+    return dataclasses.replace(
+        tier, name=name, modes=parsed.modes,
+        context_window=parsed.context_window or tier.context_window,
+    )
 
 
 def get_prices(name: str) -> Prices:

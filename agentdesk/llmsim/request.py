@@ -8,7 +8,7 @@ simulator ignores.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -32,6 +32,18 @@ class ChatRequest:
     tool_choice: str | dict[str, Any] | None
     response_format: dict[str, Any] | None
     max_tokens: int | None
+    """``max_completion_tokens`` or else ``max_tokens``: the cap on generated tokens."""
+    body: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The whole request body, for the checks a serving mode makes (see ``strict``)."""
+
+    @property
+    def logprobs(self) -> bool:
+        return self.body.get("logprobs") is True
+
+    @property
+    def reasoning_effort(self) -> str | None:
+        value = self.body.get("reasoning_effort")
+        return value if isinstance(value, str) else None
 
     @property
     def wants_json(self) -> bool:
@@ -71,6 +83,7 @@ def parse_chat_request(raw: bytes) -> ChatRequest:
         tool_choice=_tool_choice(body.get("tool_choice")),
         response_format=_response_format(body.get("response_format")),
         max_tokens=_max_tokens(body),
+        body=body,
     )
 
 

@@ -19,6 +19,12 @@ CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 3
 """Framing tokens per message (role, separators), as OpenAI's own counting recipe adds."""
 
+REASONING_TOKENS = {"none": 0, "minimal": 0, "low": 24, "medium": 96, "high": 256}
+"""Hidden tokens a ``reasoning`` model spends per call, by ``reasoning_effort``; like
+OpenAI's they count in ``completion_tokens`` (and are billed as output) and in the
+``max_completion_tokens`` cap. Medium is OpenAI's default effort."""
+DEFAULT_REASONING_EFFORT = "medium"
+
 CACHE_MIN_PREFIX_TOKENS = 1024
 CACHE_GRANULARITY_TOKENS = 128
 
@@ -71,15 +77,21 @@ def completion_tokens(content: str | None, tool_calls: Sequence[dict[str, Any]])
     return tokens
 
 
-def usage_block(prompt: int, completion: int, cached: int) -> dict[str, Any]:
-    """The ``usage`` object of a chat completion, with the detail fields OpenAI sends."""
+def reasoning_tokens(effort: str | None) -> int:
+    """Reasoning tokens of one call at ``effort`` (the default effort when unset)."""
+    return REASONING_TOKENS.get(effort or DEFAULT_REASONING_EFFORT, 0)
+
+
+def usage_block(prompt: int, completion: int, cached: int, reasoning: int = 0) -> dict[str, Any]:
+    """The ``usage`` object of a chat completion, with the detail fields OpenAI sends;
+    ``completion`` includes the ``reasoning`` tokens, as OpenAI counts them."""
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,

@@ -1,7 +1,10 @@
 """Run bounds, checked *before* each model call against the worst case of that call.
 
-The worst case is the prompt estimate plus ``max_output_tokens``, priced at the model's
-uncached input rate, so a run can never cross its ceiling even by one call.
+The worst case is the prompt tokens reserved for the call (``tokens.PromptCount.reserve``:
+an upper bound, not the plain estimate) plus ``max_output_tokens``, priced at the model's
+uncached input rate. So a call whose reported usage stays within its reservation can never
+take a run past its token or cost ceiling. A model without a price has no worst case: the
+caller refuses it before asking here (``Unpriced`` otherwise).
 """
 
 from __future__ import annotations
@@ -13,10 +16,8 @@ from .state import PolicySnapshot, RunState
 
 
 def worst_case_cost(policy: PolicySnapshot, model: str, prompt_tokens: int) -> Decimal:
-    profile = policy.profile(model)
-    if not profile.priced:
-        return Decimal("0")
-    return profile.cost(prompt_tokens, 0, policy.max_output_tokens)
+    """USD of ``prompt_tokens`` uncached in and a full output. Raises ``Unpriced``."""
+    return policy.profile(model).cost(prompt_tokens, 0, policy.max_output_tokens)
 
 
 def check_steps_and_time(state: RunState, policy: PolicySnapshot) -> Reason | None:
@@ -30,6 +31,7 @@ def check_steps_and_time(state: RunState, policy: PolicySnapshot) -> Reason | No
 def check_spend(
     state: RunState, policy: PolicySnapshot, model: str, prompt_tokens: int
 ) -> Reason | None:
+    """``prompt_tokens`` is the call's reservation, not its estimate."""
     worst_tokens = state.usage.total_tokens + prompt_tokens + policy.max_output_tokens
     if worst_tokens > policy.max_tokens:
         return Reason.TOKEN_LIMIT

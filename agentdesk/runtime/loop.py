@@ -14,11 +14,10 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from . import guards, human, router, rules
+from . import guards, human, model_calls, router, rules
 from .agent import AgentSpec
 from .breaker import BreakerStore
 from .llm import InvalidOutput, ModelClient, ModelError, ModelReply
-from .model_calls import ModelCaller
 from .options import OnBound, RuleAction
 from .outcomes import Phase, Reason, RunStatus, StepKind
 from .ports import ResponseCache, RunStore, TeamBudget
@@ -40,7 +39,6 @@ from .state import (
     RunState,
     StepRecord,
     ToolCallProposal,
-    Usage,
 )
 from .tools import ToolContext, execute_tool
 
@@ -73,7 +71,8 @@ class Engine:
         self.policy = policy
         self.store = store
         self.clock = clock
-        self.caller = ModelCaller(model, policy, team_budget=team_budget, cache=cache)
+        self.caller = model_calls.ModelCaller(model, policy, team_budget=team_budget,
+                                                 cache=cache)
         self.on_step = on_step
         self.breaker = breaker
         self._mark = clock()
@@ -368,20 +367,15 @@ class Engine:
             step.model, step.error = model, str(exc)
             self._commit(state, step)
             self._finish(state, RunStatus.FAILED, Reason.MODEL_FAILED, error=str(exc))
+        if outcome.breach == Reason.MODEL_UNPRICED:  # not a bound: no budget makes it spend
+            self._escalate(state, outcome.breach, model_calls.unpriced_question(model), None)
         if outcome.breach is not None:
             self._bound(state, outcome.breach, None)
         reply = outcome.reply
         assert reply is not None  # no bound was breached, so the call was made (or cached)
         step = self._step(state, StepKind.MODEL, reply.model, args={"tier": tier})
         step.model, step.latency_ms = reply.model, reply.latency_ms
-        if outcome.cache_hit:
-            step.args["cache_hit"] = True
-        else:
-            step.usage = Usage(
-                tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
-                tokens_cached=reply.tokens_cached, tokens_reasoning=reply.tokens_reasoning,
-                cost_usd=outcome.cost_usd,
-            )
+        model_calls.record(state, step, outcome)
         return reply, step
 
     def _read_proposal(

@@ -1,8 +1,14 @@
 """One model call with everything around it: bounds, the response cache, the team budget.
 
-Order matters: step and time bounds first; then the cache (a hit costs nothing, so it
-needs no budget); then the run's token and cost ceilings and a reservation on the team's
-daily budget for the worst case of the call, settled with the real cost afterwards.
+Order matters: step and time bounds first; then the price (a model without one is refused
+before anything, so it can never spend); then the cache (a hit costs nothing, so it needs
+no budget); then the run's token and cost ceilings and a reservation on the team's daily
+budget for the worst case of the call, settled with the real cost afterwards.
+
+Money fails closed: a reply without ``usage`` is billed at exactly the worst case that was
+reserved for it, and flagged on its step. After every call the reported prompt tokens are
+compared with the estimate (``record``): the ratio goes on the step, and a server that
+counts more than we do raises the reservation of the run's later calls (``tokens.py``).
 """
 
 from __future__ import annotations
@@ -14,11 +20,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from . import budget
-from .llm import ModelClient, ModelReply, ToolCallRequest, estimate_tokens
+from . import budget, tokens
+from .llm import ModelClient, ModelReply, ToolCallRequest
 from .outcomes import Reason
 from .ports import ResponseCache, TeamBudget
-from .state import PolicySnapshot, RunState
+from .state import PolicySnapshot, RunState, StepRecord, Usage
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,41 @@ class CallOutcome:
     cost_usd: Decimal = Decimal("0")
     cache_hit: bool = False
     breach: Reason | None = None
+    prompt: tokens.PromptCount | None = None  # counted before the call
+    reserved_prompt_tokens: int = 0  # what the checks and the team budget held for it
+    usage_missing: bool = False  # no ``usage``: billed at the reservation
+    model: str = ""  # the model asked (the reply may name a dated snapshot of it)
+
+
+def unpriced_question(model: str) -> str:
+    return (f"The model {model} has no price in the model catalogue, so it may not spend and "
+            f"was not called. An admin must set its prices in admin → Models → {model} (0 is "
+            "a valid price, e.g. for a local model); then approve to continue, or abort.")
+
+
+def record(state: RunState, step: StepRecord, outcome: CallOutcome) -> None:
+    """Put what a call used on its (uncommitted) step, and learn from the reported prompt
+    tokens: ``prompt_tokens_estimated``, ``prompt_tokens_reserved``, the ratio reported ÷
+    estimated, or ``usage_missing`` when the reply did not say."""
+    reply = outcome.reply
+    assert reply is not None
+    if outcome.cache_hit:
+        step.args["cache_hit"] = True
+        return
+    step.usage = Usage(tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
+                       tokens_cached=reply.tokens_cached,
+                       tokens_reasoning=reply.tokens_reasoning, cost_usd=outcome.cost_usd)
+    prompt = outcome.prompt
+    assert prompt is not None
+    step.args["prompt_tokens_estimated"] = prompt.estimate
+    step.args["prompt_tokens_reserved"] = outcome.reserved_prompt_tokens
+    if outcome.usage_missing:
+        step.args["usage_missing"] = True
+        return
+    model = outcome.model or step.model
+    step.args["prompt_tokens_ratio"] = round(reply.tokens_in / max(prompt.estimate, 1), 4)
+    state.prompt_token_ratios[model] = tokens.learned_ratio(
+        state.prompt_token_ratios.get(model, 1.0), prompt.estimate, reply.tokens_in)
 
 
 def cache_key(model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
@@ -58,12 +99,6 @@ class ModelCaller:
         self.team_budget = team_budget
         self.cache = cache if policy.cache_ttl_seconds > 0 else None
 
-    def price(self, reply: ModelReply) -> Decimal:
-        profile = self.policy.profile(reply.model)
-        if not profile.priced:
-            return Decimal("0")
-        return profile.cost(reply.tokens_in, reply.tokens_cached, reply.tokens_out)
-
     def call(
         self, state: RunState, model: str, messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
@@ -72,29 +107,38 @@ class ModelCaller:
         breach = budget.check_steps_and_time(state, self.policy)
         if breach is not None:
             return CallOutcome(reply=None, breach=breach)
+        profile = self.policy.profile(model)
+        if not profile.priced:
+            return CallOutcome(reply=None, breach=Reason.MODEL_UNPRICED)
         max_tokens = self.policy.max_output_tokens
         key = cache_key(model, messages, tools, max_tokens) if self.cache else ""
         if self.cache is not None:
             cached = self.cache.get(key)
             if cached is not None:
                 return CallOutcome(reply=_reply_from_dict(cached), cache_hit=True)
-        prompt_tokens = estimate_tokens(messages, tools)
-        breach = budget.check_spend(state, self.policy, model, prompt_tokens)
+        prompt = tokens.count_prompt(profile, messages, tools)
+        reserved = prompt.reserve(state.prompt_token_ratios.get(model, 1.0))
+        breach = budget.check_spend(state, self.policy, model, reserved)
         if breach is not None:
             return CallOutcome(reply=None, breach=breach)
-        worst = budget.worst_case_cost(self.policy, model, prompt_tokens)
+        worst = budget.worst_case_cost(self.policy, model, reserved)
         if self.team_budget is not None and not self.team_budget.reserve(worst):
             return CallOutcome(reply=None, breach=Reason.TEAM_BUDGET)
         actual = Decimal("0")
         try:
-            reply = self.model.complete(
-                profile=self.policy.profile(model), messages=messages, tools=tools,
-                max_tokens=max_tokens,
-            )
-            actual = self.price(reply)
+            reply = self.model.complete(profile=profile, messages=messages, tools=tools,
+                                        max_tokens=max_tokens)
+            if not reply.usage_reported:  # unknown tokens: bill what was held for them
+                reply = dataclasses.replace(reply, tokens_in=reserved, tokens_cached=0,
+                                            tokens_out=max_tokens, tokens_reasoning=0)
+            # priced as the model that was checked and reserved for, whatever name the
+            # endpoint answers with (e.g. a dated snapshot of it)
+            actual = profile.cost(reply.tokens_in, reply.tokens_cached, reply.tokens_out)
         finally:
             if self.team_budget is not None:
                 self.team_budget.settle(worst, actual)
         if self.cache is not None:
             self.cache.set(key, _reply_to_dict(reply), self.policy.cache_ttl_seconds)
-        return CallOutcome(reply=reply, cost_usd=actual)
+        return CallOutcome(reply=reply, cost_usd=actual, prompt=prompt,
+                           reserved_prompt_tokens=reserved,
+                           usage_missing=not reply.usage_reported, model=model)

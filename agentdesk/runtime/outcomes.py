@@ -61,6 +61,7 @@ class Reason(StrEnum):
     RULE_MATCHED = "rule_matched"
     INTERNAL_ERROR = "internal_error"
     INVALID_ARGUMENTS = "invalid_arguments"
+    MODEL_UNPRICED = "model_unpriced"  # the catalogue has no price for it: it may not spend
 
 
 class StepKind(StrEnum):

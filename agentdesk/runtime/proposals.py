@@ -56,9 +56,10 @@ def proposal_from(reply: ModelReply, tier: str) -> Proposal:
         first = reply.tool_calls[0]
         args = parse_tool_arguments(first)
         confidence = args.get("confidence")
-        call = ToolCallProposal(
+        readable = isinstance(confidence, int | float) and 0 <= confidence <= 1
+        call = ToolCallProposal(  # an unreadable confidence counts as none: not confident
             call_id=first.id, tool=first.name, args=args,
-            confidence=float(confidence) if isinstance(confidence, int | float) else None,
+            confidence=float(confidence) if readable else None,
         )
         return Proposal(tier=tier, call=call)
     return Proposal(tier=tier, decision=parse_decision(reply.content))

@@ -14,7 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from agentdesk.agents import get_agent
-from agentdesk.runtime.outcomes import BOUND_REASONS
+from agentdesk.runtime.outcomes import BOUND_REASONS, Reason
 from agentdesk.runtime.proposals import FINAL_ANSWER
 
 from .. import claims, selectors, services
@@ -42,8 +42,10 @@ def escalation_context(esc, posted=None) -> dict:
         "esc": esc, "run": run, "steps": selectors.steps_of(run), "form": DecisionForm(),
         "bound_reasons": BOUND_REASONS, "claim_timeout": claims.timeout_seconds(),
         "editable": tool is not None,
-        # approve exists only when something is proposed (services.decide refuses it too)
-        "approvable": bool(esc.proposed_tool),
+        # approve exists only when something is proposed (services.decide refuses it too),
+        # or to go on once an admin has priced the model the run stopped for
+        "approvable": bool(esc.proposed_tool) or esc.reason == Reason.MODEL_UNPRICED,
+        "unpriced": esc.reason == Reason.MODEL_UNPRICED,
         # approving a side effect (a refund…) cannot be taken back: the page asks first
         "approve_irreversible": tool is not None and tool.side_effect,
         "args_json": json.dumps(esc.proposed_args, indent=2, sort_keys=True),

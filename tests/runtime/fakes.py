@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from agentdesk.runtime.llm import ModelReply, ToolCallRequest, estimate_tokens
+from agentdesk.runtime import tokens
+from agentdesk.runtime.llm import ModelReply, ToolCallRequest
 from agentdesk.runtime.ports import LedgerEntry
 from agentdesk.runtime.profiles import ModelProfile
 from agentdesk.runtime.state import EscalationRequest, RunState, StepRecord
@@ -45,15 +46,16 @@ class ScriptedModel:
     A reply queued for a model name is used for calls to that model; otherwise the global
     queue is used. A reply built with an empty ``model`` takes the requested model's name,
     so prices apply. An unscripted call fails the test loudly. With ``prompt_usage`` a
-    reply's ``tokens_in`` is the runtime's own estimate of the prompt it was sent, as a
-    real endpoint would count it.
+    reply's ``tokens_in`` is the runtime's own estimate of the prompt it was sent
+    (``tokens.count_prompt``), as a real endpoint would count it; a number instead of True
+    scales it: 2 is a server that reports twice the tokens we estimate.
     """
 
     def __init__(
         self,
         *,
         on_call: Callable[[ModelCall], None] | None = None,
-        prompt_usage: bool = False,
+        prompt_usage: bool | float = False,
     ) -> None:
         self.calls: list[ModelCall] = []
         self._global: deque[Scripted] = deque()
@@ -94,7 +96,8 @@ class ScriptedModel:
         if not item.model:
             item = dataclasses.replace(item, model=model)
         if self.prompt_usage:
-            item = dataclasses.replace(item, tokens_in=estimate_tokens(messages, tools))
+            estimate = tokens.count_prompt(profile, messages, tools).estimate
+            item = dataclasses.replace(item, tokens_in=int(estimate * float(self.prompt_usage)))
         return item
 
     # -- what a test asserts on

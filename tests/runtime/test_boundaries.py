@@ -9,7 +9,8 @@ from pathlib import Path
 import agentdesk.runtime
 
 RUNTIME_DIR = Path(agentdesk.runtime.__file__).parent
-THIRD_PARTY = {"openai", "pydantic", "pydantic_core", "tenacity", "pybreaker", "structlog", "httpx"}
+THIRD_PARTY = {"openai", "pydantic", "pydantic_core", "tenacity", "pybreaker", "structlog", "httpx",
+               "tiktoken"}  # tokens.py counts prompts with the model's own encoding
 OWN_PACKAGE = "agentdesk.runtime"
 
 

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from agentdesk.runtime.llm import estimate_tokens
 from agentdesk.runtime.loop import Engine
 from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
 from agentdesk.runtime.state import HumanInput, Usage
+from agentdesk.runtime.tokens import count_prompt
 
 from .conftest import PRICES, SMALL
 from .fakes import ScriptedModel, decision_reply, tool_call_reply
@@ -27,6 +27,12 @@ def _assert_failed_before_calling(state, store, model, reason: Reason, calls: in
     final = store.steps[-1]
     assert (final.kind, final.name, final.error) == ("final", "failed", f"{reason} reached")
     assert store.last_checkpoint().status == RunStatus.FAILED
+
+
+def _reserved(policy, model, state, agent) -> int:
+    """Prompt tokens the pre-call check holds for the run's next call."""
+    count = count_prompt(policy.profile(model), state.messages, agent.tools.openai_schemas())
+    return count.reserve(state.prompt_token_ratios.get(model, 1.0))
 
 
 def _after_retrieval(engine, state):
@@ -49,7 +55,7 @@ def test_token_limit_counts_the_worst_case_of_the_next_call(
     engine, model, store, policy, agent, state, slack, allowed
 ):
     state = _after_retrieval(engine, state)
-    prompt = estimate_tokens(state.messages, agent.tools.openai_schemas())
+    prompt = _reserved(policy, SMALL, state, agent)
     policy.max_tokens = prompt + policy.max_output_tokens + slack
     model.script(decision_reply("Done.", tokens_in=10, tokens_out=5))  # would have fitted
     state = engine.advance(state)
@@ -63,7 +69,7 @@ def test_token_totals_never_exceed_the_limit(agent, policy, store, clock, state)
     policy.max_steps = 200
     policy.no_progress_limit = 1000  # the searches find the same documents; not a loop here
     policy.max_output_tokens = 200
-    policy.max_tokens = 12_000
+    policy.max_tokens = 20_000
     model = ScriptedModel(prompt_usage=True).script(*_searches(40))
     state = Engine(agent, policy, model, store, clock=clock).advance(state, slice_seconds=1e9)
 
@@ -76,7 +82,7 @@ def test_token_totals_never_exceed_the_limit(agent, policy, store, clock, state)
         total.add(step.usage)
     assert total == state.usage
     # the refused call could have crossed the limit in the worst case
-    next_prompt = estimate_tokens(state.messages, agent.tools.openai_schemas())
+    next_prompt = _reserved(policy, SMALL, state, agent)
     assert state.usage.total_tokens + next_prompt + policy.max_output_tokens > policy.max_tokens
 
 
@@ -85,7 +91,7 @@ def test_cost_limit_counts_the_worst_case_of_the_next_call(
     engine, model, store, policy, agent, state, slack, allowed
 ):
     state = _after_retrieval(engine, state)
-    prompt = estimate_tokens(state.messages, agent.tools.openai_schemas())
+    prompt = _reserved(policy, SMALL, state, agent)
     worst = PRICES[SMALL].cost(prompt, 0, policy.max_output_tokens)  # uncached in, full out
     assert worst > 0
     policy.max_cost_usd = worst + slack

@@ -5,10 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from agentdesk.runtime.budget import worst_case_cost
-from agentdesk.runtime.llm import ModelError, estimate_tokens
+from agentdesk.runtime.llm import ModelError
 from agentdesk.runtime.loop import Engine
 from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
 from agentdesk.runtime.state import Usage
+from agentdesk.runtime.tokens import count_prompt
 
 from .conftest import LARGE, PRICES, SMALL, new_run
 from .fakes import (
@@ -142,7 +143,8 @@ def test_each_call_reserves_its_worst_case_first_and_settles_its_real_cost(
     steps = store.steps_of(StepKind.MODEL)
     assert [s.model for s in steps] == [SMALL, SMALL, LARGE]
     for call, step in zip(model.calls, steps, strict=True):
-        worst = worst_case_cost(policy, call.model, estimate_tokens(call.messages, call.tools))
+        reserved = count_prompt(policy.profile(call.model), call.messages, call.tools).reserve()
+        worst = worst_case_cost(policy, call.model, reserved)
         assert worst > step.usage.cost_usd > 0
         expected += [("reserve", worst), ("call", call.model),
                      ("settle", worst, step.usage.cost_usd)]

@@ -267,3 +267,16 @@ def test_advancing_an_ended_or_waiting_run_does_nothing(engine, model, store, st
     assert again.status == RunStatus.WAITING_HUMAN
     assert again.reason == Reason.LOW_CONFIDENCE
     assert store.commits == commits and len(model.calls) == 2
+
+
+def test_a_confidence_outside_zero_to_one_is_not_confidence():
+    from agentdesk.runtime.llm import InvalidOutput, ModelReply, ToolCallRequest
+    from agentdesk.runtime.proposals import proposal_from
+
+    wild = ModelReply(model="m", content='{"answer": "ok", "question": null, "confidence": 1077}')
+    with pytest.raises(InvalidOutput):  # a final decision is repaired, then fails
+        proposal_from(wild, "small")
+    call = ToolCallRequest(id="c1", name="lookup_order",
+                           arguments='{"order_id": "1077", "confidence": 1077}')
+    proposal = proposal_from(ModelReply(model="m", content=None, tool_calls=[call]), "small")
+    assert proposal.call is not None and proposal.confidence == 0.0  # → a human looks

@@ -4,7 +4,9 @@ The protocol: ``messages[0]`` is the system prompt starting ``You are the <slug>
 (retrieved knowledge quoted in it one document a line, as ``[source] text``);
 the first user message is the task; later user messages starting ``Operator:`` come from
 a human operator; assistant ``tool_calls`` are answered by ``tool`` messages whose content
-is ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}``.
+is ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}``. Without native
+tools the same exchanges travel in the prompted protocol (see ``prompted``): calls as
+assistant JSON content, results as ``Result of <tool> (call <id>): ...`` user messages.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from ..faults import strip_markers
 from ..usage import content_text
+from .prompted import prompted_call, prompted_result
 
 _SLUG_RE = re.compile(r"^\s*You are the ([A-Za-z0-9][A-Za-z0-9_-]*) agent\.")
 _KNOWLEDGE_RE = re.compile(r"^\[(?P<source>[^\]\n]+)\] (?P<text>.+)$", re.MULTILINE)
@@ -98,17 +101,26 @@ def read_conversation(messages: Sequence[dict[str, Any]]) -> Conversation:
     operators: list[OperatorMessage] = []
     calls: dict[str, tuple[str, dict[str, Any], int]] = {}
     results: dict[str, ToolResult] = {}
+    unanswered: dict[str, list[str]] = {}  # prompted calls awaiting a result, per tool
 
     for index, message in enumerate(messages):
         role = message.get("role")
         text = strip_markers(content_text(message.get("content")))
-        if role == "user":
+        reported = prompted_result(text) if role == "user" else None
+        if reported is not None and unanswered.get(reported[0]):
+            results[unanswered[reported[0]].pop(0)] = _tool_result(reported[2], index)
+        elif role == "user":
             latest_user = text
             if text.startswith(OPERATOR_PREFIX):
                 operators.append(OperatorMessage(text[len(OPERATOR_PREFIX) :].strip(), index))
             elif task is None:
                 task = text
         elif role == "assistant":
+            prompted = None if message.get("tool_calls") else prompted_call(text)
+            if prompted is not None:
+                key = f"prompted-{index}"
+                calls[key] = (prompted[0], prompted[1], index)
+                unanswered.setdefault(prompted[0], []).append(key)
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
                 calls[str(call.get("id"))] = (
