@@ -31,3 +31,11 @@ class ConditionOp(StrEnum):
     GT = "gt"
     LT = "lt"
     EXISTS = "exists"
+
+
+class ConfidenceSignal(StrEnum):
+    """Where a step's confidence comes from; a policy combines one or more."""
+
+    SELF_REPORT = "self_report"  # the confidence the model writes in its reply
+    LOGPROBS = "logprobs"  # the probability of the chosen tool/decision tokens
+    AGREEMENT = "agreement"  # how many of k samples from the same tier agree

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from .options import ConditionOp, HumanTimeoutAction, OnBound, RuleAction
+from .options import ConditionOp, ConfidenceSignal, HumanTimeoutAction, OnBound, RuleAction
 from .outcomes import Phase, Reason, RunStatus, StepKind
 from .profiles import ModelProfile
 
@@ -49,6 +49,13 @@ class PolicySnapshot(BaseModel):
     large_model: str = "sim-large"
     max_output_tokens: int = 512
     models: dict[str, ModelProfile] = Field(default_factory=dict)  # the catalogue's rows
+    confidence_signals: list[ConfidenceSignal] = Field(
+        default_factory=lambda: [ConfidenceSignal.SELF_REPORT])
+    agreement_samples: int = 3  # k, when the agreement signal is on (each sample is paid for)
+    agreement_temperature: float = 0.7
+    review_sample_rate: float = 0.0  # share of confident, auto-completed runs sent to review
+    confidently_wrong_target: float = 0.02  # the calibration's target rate
+    calibration_window: int = 500  # the last N labels calibration reads
     on_bound: OnBound = OnBound.FAIL
     loop_repeat_limit: int = 3  # the same tool call with the same arguments this many times
     no_progress_limit: int = 4  # this many tool results in a row that bring nothing new

@@ -12,12 +12,22 @@ from pydantic import ValidationError as PydanticValidationError
 
 from agentdesk.agents import AGENTS, get_agent
 from agentdesk.runtime.agent import AgentSpec
-from agentdesk.runtime.options import ConditionOp, HumanTimeoutAction, OnBound, RuleAction
+from agentdesk.runtime.options import (
+    ConditionOp,
+    ConfidenceSignal,
+    HumanTimeoutAction,
+    OnBound,
+    RuleAction,
+)
 from agentdesk.runtime.rules import placeholders, template_errors
 from agentdesk.runtime.state import PolicySnapshot, RuleSpec
 
 from .catalogue import ModelProfile
 from .common import ZERO
+
+
+def default_signals() -> list[str]:
+    return [ConfidenceSignal.SELF_REPORT.value]
 
 
 class Policy(models.Model):
@@ -79,6 +89,26 @@ class Policy(models.Model):
         default=HumanTimeoutAction.FAIL,
     )
     fallback_answer = models.TextField(blank=True, default="")
+    confidence_signals = models.JSONField(
+        default=default_signals, blank=True,
+        help_text='Where confidence comes from, combined: any of "self_report", "logprobs" '
+                  '(the model must return them: admin → Models), "agreement" (k samples).',
+    )
+    agreement_samples = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(2), MaxValueValidator(10)],
+        help_text="k samples from the same tier for the agreement signal (each is paid for).")
+    agreement_temperature = models.FloatField(
+        default=0.7, validators=[MinValueValidator(0.0), MaxValueValidator(2.0)])
+    review_sample_rate = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Share of confident, auto-completed runs sent to the review queue "
+                  "(0.05 = 5 %), so the confident side gets labels too.")
+    confidently_wrong_target = models.FloatField(
+        default=0.02, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="The rate of confidently wrong actions calibration keeps under.")
+    calibration_window = models.PositiveIntegerField(
+        default=500, validators=[MinValueValidator(20)],
+        help_text="Calibration reads the last N labels.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -95,6 +125,7 @@ class Policy(models.Model):
             if name and name not in known:
                 errors[field] = (f"Unknown model {name!r}: add it under Models first; known: "
                                  f"{', '.join(sorted(known)) or 'none'}.")
+        errors.update(self._signal_errors())
         if not isinstance(self.approval_tools, list) or not all(
             isinstance(t, str) for t in self.approval_tools
         ):
@@ -111,6 +142,22 @@ class Policy(models.Model):
             errors["fallback_answer"] = "A fallback answer is needed for the fallback action."
         if errors:
             raise ValidationError(errors)
+
+    def _signal_errors(self) -> dict[str, str]:
+        """Signals must be known, and logprobs needs models whose endpoint returns them."""
+        signals = self.confidence_signals
+        allowed = ", ".join(f'"{s.value}"' for s in ConfidenceSignal)
+        if not isinstance(signals, list) or not signals or any(
+                s not in {c.value for c in ConfidenceSignal} for s in signals):
+            return {"confidence_signals": f"A non-empty JSON list of {allowed}."}
+        if ConfidenceSignal.LOGPROBS in signals:
+            names = [n for n in (self.small_model, self.large_model) if n]
+            without = sorted(set(names) - set(ModelProfile.objects.filter(
+                name__in=names, logprobs=True).values_list("name", flat=True)))
+            if without:
+                return {"confidence_signals": f"{', '.join(without)} do(es) not return logprobs "
+                        "(admin → Models, or manage.py probe_model)."}
+        return {}
 
     def snapshot(self) -> PolicySnapshot:
         """What a run starts with: every field the snapshot knows, read from this row by
