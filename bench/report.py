@@ -173,9 +173,11 @@ def svg_series(series: dict[str, Sequence[tuple[float, float]]], x_label: str,
                      f'{escape(name)}</text>')
     parts.append(f'<line x1="{pad}" y1="{h}" x2="{w - pad}" y2="{h}" stroke="#333"/>')
     parts.append(f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h}" stroke="#333"/>')
+    y_format = ".1f" if y1 < 10 else ".0f"  # small values (a few %) keep a decimal
     for i in range(6):
         y = y1 * i / 5
-        parts.append(f'<text x="{pad - 4}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.0f}</text>')
+        parts.append(f'<text x="{pad - 4}" y="{py(y) + 4:.1f}" text-anchor="end">'
+                     f'{y:{y_format}}</text>')
         x = x0 + (x1 - x0) * i / 5
         parts.append(f'<text x="{px(x):.1f}" y="{h + 15}" text-anchor="middle">{x:.0f}</text>')
     parts.append(f'<text x="{w / 2}" y="{h + 32}" text-anchor="middle">{escape(x_label)}</text>')
@@ -206,5 +208,49 @@ def svg_bars(groups: Sequence[str], series: dict[str, Sequence[float]], unit: st
                          f'height="{bar_h - 2}" fill="{palette[k % 3]}"/>')
             parts.append(f'<text x="{label_w + bw + 4:.1f}" y="{y + k * bar_h + 10}">'
                          f'{fmt(vals[i])}{escape(unit)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def svg_reliability(bins: Sequence[tuple[float, float, int, float, float]],
+                    mark: float | None = None) -> str:
+    """A reliability diagram: per confidence bin (lower, upper, count, mean confidence,
+    accuracy), a bar up to the accuracy, a dot at the mean confidence, the diagonal of
+    perfect calibration, and an optional vertical mark (the chosen threshold)."""
+    w, h, pad = 360, 300, 40
+    side = min(w, h) - 2 * pad
+
+    def px(x: float) -> float:
+        return pad + side * x
+
+    def py(y: float) -> float:
+        return pad + side * (1 - y)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 10}" '
+             f'font-family="sans-serif" font-size="11">',
+             f'<rect x="{pad}" y="{pad}" width="{side}" height="{side}" fill="none" '
+             f'stroke="#333"/>',
+             f'<line x1="{px(0)}" y1="{py(0)}" x2="{px(1)}" y2="{py(1)}" stroke="#999" '
+             f'stroke-dasharray="4 2"/>']
+    for lower, upper, count, confidence, accuracy in bins:
+        parts.append(f'<rect x="{px(lower) + 1:.1f}" y="{py(accuracy):.1f}" '
+                     f'width="{side * (upper - lower) - 2:.1f}" '
+                     f'height="{side * accuracy:.1f}" fill="#4a78c2" fill-opacity="0.7"/>')
+        parts.append(f'<circle cx="{px(confidence):.1f}" cy="{py(accuracy):.1f}" r="3" '
+                     f'fill="#d9534f"/>')
+        parts.append(f'<text x="{px((lower + upper) / 2):.1f}" y="{py(accuracy) - 4:.1f}" '
+                     f'text-anchor="middle" font-size="9">{count}</text>')
+    if mark is not None:
+        parts.append(f'<line x1="{px(mark):.1f}" y1="{pad}" x2="{px(mark):.1f}" '
+                     f'y2="{py(0)}" stroke="#2a9d4b" stroke-dasharray="4 2"/>')
+        parts.append(f'<text x="{px(mark) - 3:.1f}" y="{pad - 4}" text-anchor="end" '
+                     f'fill="#2a9d4b">threshold {mark:.2f}</text>')
+    for i in range(0, 11, 2):
+        v = i / 10
+        parts.append(f'<text x="{px(v):.1f}" y="{py(0) + 14}" text-anchor="middle">{v:.1f}</text>')
+        parts.append(f'<text x="{pad - 4}" y="{py(v) + 4:.1f}" text-anchor="end">{v:.1f}</text>')
+    parts.append(f'<text x="{px(0.5)}" y="{h + 2}" text-anchor="middle">confidence '
+                 '(bar: accuracy, dot: mean confidence, number: labels)</text>')
+    parts.append(f'<text x="{pad}" y="{pad - 4}">accuracy</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -31,6 +31,8 @@ ACTION_LABELS = {
     "run.failed": "run failed",
     "run.expired": "run timed out waiting",
     "run.crashed": "run crashed",
+    "run.reviewed": "reviewed run",
+    "policy.threshold_applied": "applied calibrated threshold",
     "api_key.created": "created API key",
     "api_key.revoked": "revoked API key",
     "api_key.deleted": "deleted API key",

@@ -165,3 +165,69 @@ def _frame(categories: Sequence[str], plot: list[str], *, viewbox_width: float, 
         f'viewBox="0 0 {viewbox_width} {PLOT_HEIGHT}" preserveAspectRatio="none">'
         f'{"".join(plot)}</svg>{"".join(overlay)}{"".join(ticks)}</svg>'
     )
+
+
+RELIABILITY_HEIGHT = 200
+
+
+def reliability_diagram(bins: Sequence, *, label: str, suggested: float | None = None,
+                        current: float | None = None) -> SafeString:
+    """Accuracy per confidence bin against the diagonal of perfect calibration.
+
+    ``bins`` are ``agentdesk.runtime.calibration.Bin`` (lower, upper, count,
+    mean_confidence, accuracy). Each bin with labels is a bar as high as its accuracy, with
+    its shortfall below the bin's mean confidence shaded (over-confidence, the side that
+    lets wrong actions through). Vertical lines mark the suggested and current threshold."""
+    filled = [b for b in bins if b.count]
+    if not filled:
+        return empty(label)
+    h = RELIABILITY_HEIGHT
+    height = TOP + h + BOTTOM + 14
+    plot = [f'<line x1="0" y1="{h}" x2="1000" y2="0" class="chart-diagonal" '
+            f'vector-effect="non-scaling-stroke"><title>perfect calibration</title></line>']
+    for b in filled:
+        acc = float(b.accuracy or 0.0)
+        conf = float(b.mean_confidence)
+        x, w = b.lower * 1000 + 4, max(1.0, (b.upper - b.lower) * 1000 - 8)
+        tip = (f"{b.lower:.1f}–{b.upper:.1f}: {b.count} label{'s' if b.count != 1 else ''}, "
+               f"mean confidence {conf:.2f}, accuracy {acc * 100:.0f}%")
+        plot.append(f'<rect x="{x:.1f}" y="{(1 - acc) * h:.2f}" width="{w:.1f}" '
+                    f'height="{acc * h:.2f}" class="chart-accuracy"><title>{escape(tip)}'
+                    f'</title></rect>')
+        if conf - acc > 0.005:  # over-confident: the side that lets wrong actions through
+            plot.append(f'<rect x="{x:.1f}" y="{(1 - conf) * h:.2f}" width="{w:.1f}" '
+                        f'height="{(conf - acc) * h:.2f}" class="chart-gap"><title>'
+                        f'over-confident by {(conf - acc) * 100:.0f} points: {escape(tip)}'
+                        f'</title></rect>')
+    overlay = []
+    for value, css, name in ((current, "chart-current", "current"),
+                             (suggested, "chart-suggested", "suggested")):
+        if value is None:
+            continue
+        plot.append(f'<line x1="{value * 1000:.1f}" x2="{value * 1000:.1f}" y1="0" y2="{h}" '
+                    f'class="{css}" vector-effect="non-scaling-stroke"/>')
+        anchor = "end" if value > 0.5 else "start"
+        dx = -4 if value > 0.5 else 4
+        y = TOP - 5 if name == "suggested" else TOP + 12
+        overlay.append(f'<text x="{value * 100:.2f}%" dx="{dx}" y="{y}" text-anchor="{anchor}" '
+                       f'class="chart-axis {css}-label">{name} {value:.2f}</text>')
+    grid = []
+    for frac in (1.0, 0.5, 0.0):
+        y = TOP + h * (1 - frac)
+        grid.append(f'<line x1="0" x2="100%" y1="{y}" y2="{y}" class="chart-grid"/>')
+        if frac:
+            grid.append(f'<text x="0" y="{y - 4}" class="chart-axis">accuracy '
+                        f'{frac * 100:.0f}%</text>')
+    base = TOP + h + 16
+    ticks = [f'<text x="{x * 100:.0f}%" y="{base}" text-anchor="{anchor}" class="chart-axis">'
+             f"{x:.1f}</text>"
+             for x, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end"))]
+    ticks.append(f'<text x="50%" y="{base + 16}" text-anchor="middle" class="chart-axis">'
+                 "confidence</text>")
+    return mark_safe(
+        f'<svg class="chart chart-reliability" width="100%" height="{height}" role="img" '
+        f'aria-label="{escape(label)}">{"".join(grid)}'
+        f'<svg x="0" y="{TOP}" width="100%" height="{h}" viewBox="0 0 1000 {h}" '
+        f'preserveAspectRatio="none">{"".join(plot)}</svg>{"".join(overlay)}'
+        f'{"".join(ticks)}</svg>'
+    )

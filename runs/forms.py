@@ -147,3 +147,16 @@ class RunFilterForm(forms.Form):
     def page_number(self) -> int:
         self.is_valid()
         return self.cleaned_data.get("page") or 1
+
+
+class ThresholdForm(forms.Form):
+    """Apply the threshold calibration suggests for one agent's tier."""
+
+    agent = forms.IntegerField(min_value=1)
+    tier = forms.CharField(max_length=20)
+    threshold = forms.FloatField(min_value=0.0, max_value=1.0,
+                                 help_text="The suggestion the admin saw and confirmed.")
+
+
+class ReviewForm(forms.Form):
+    verdict = forms.ChoiceField(choices=[("approve", "Approve"), ("flag", "Flag")])

@@ -9,7 +9,8 @@ transaction this module alone writes what a change owes the world:
 - for a pause or an ending: the webhook outbox row (``runs.webhooks``), the audit event,
   the escalations it opens or closes, and — after commit — the hand-off of the team's
   freed running slot (``runs.capacity``);
-- the live event for the run and inbox pages (``runs.events``, published after commit).
+- the live event for the run and inbox pages (``runs.events``, published after commit);
+- for a run the engine ends succeeded: whether it joins the review sample (``runs.labels``).
 
 The paths: ``start``/``release`` (a worker's lease), ``checkpoint`` (the engine after every
 step: running on, paused for a human, or ended), ``resume`` (a decision), and the endings
@@ -40,7 +41,7 @@ from agentdesk.runtime.state import (
     StepRecord,
 )
 
-from . import audit, capacity, enqueue, fragments, webhooks
+from . import audit, capacity, enqueue, fragments, labels, webhooks
 from .claims import priority_for
 from .errors import RunFinished, RunNotWaiting
 from .events import LiveEvent, publish_on_commit
@@ -133,6 +134,8 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
         opened = _open_escalation(run, escalation, step, now) if escalation else None
         if status != RunStatus.RUNNING:
             _stopped(run, f"run.{status.value}", detail={"step": state.step_count - 1})
+        if status == RunStatus.SUCCEEDED:  # the agent's own ending: maybe one to review
+            labels.sample_for_review(run)
         publish_on_commit(
             lambda: fragments.run_progress(run, row)
             + (fragments.escalation_opened(opened) if opened is not None else [])

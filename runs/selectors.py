@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from agentdesk.runtime.outcomes import Reason, RunStatus
 
 from . import claims
-from .models import Agent, AuditEvent, Escalation, Run, Step, Team
+from .models import Agent, AuditEvent, Escalation, ReviewItem, Run, Step, Team, ToolCall
 
 INBOX_PAGE_SIZE = 50
 RUNS_PAGE_SIZE = 50
@@ -234,3 +234,32 @@ def audit_events_for(user, action: str = "", team: str = "") -> QuerySet[AuditEv
     if team:
         events = events.filter(team__slug=team)
     return events.select_related("actor", "team", "api_key").order_by("-created_at", "-id")
+
+
+# --- the review queue --------------------------------------------------------------------
+
+REVIEWED_SHOWN = 10
+
+
+def _reviews(user) -> QuerySet[ReviewItem]:
+    actions = ToolCall.objects.filter(status=ToolCall.Status.SUCCEEDED).order_by("started_at")
+    return (ReviewItem.objects.filter(team__in=teams_for(user))
+            .select_related("run", "agent", "team", "reviewed_by")
+            .prefetch_related(Prefetch("run__tool_calls", queryset=actions, to_attr="actions")))
+
+
+def review_queue_for(user) -> QuerySet[ReviewItem]:
+    """Sampled runs waiting for a verdict, oldest first."""
+    return _reviews(user).filter(status=ReviewItem.Status.PENDING).order_by("created_at", "id")
+
+
+def reviewed_for(user) -> QuerySet[ReviewItem]:
+    return _reviews(user).exclude(status=ReviewItem.Status.PENDING) \
+        .order_by("-reviewed_at", "-id")[:REVIEWED_SHOWN]
+
+
+def review_item_for(user, item_id: int) -> ReviewItem:
+    item = _reviews(user).filter(pk=item_id).first()
+    if item is None:
+        raise Http404("No such review item.")
+    return item

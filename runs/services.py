@@ -18,7 +18,7 @@ from agentdesk.agents import get_agent
 from agentdesk.runtime.outcomes import Decision, Reason
 from agentdesk.runtime.state import HumanInput, PolicySnapshot
 
-from . import audit, callback_urls, claims, enqueue, lifecycle
+from . import audit, callback_urls, claims, enqueue, labels, lifecycle
 from .errors import (
     AlreadyDecided,
     CallbackRefused,
@@ -157,7 +157,9 @@ def decide(
 
     The escalation is closed by a conditional UPDATE (``WHERE status = 'open'``), and the
     run is moved from ``waiting_human`` the same way, so a double click, a second operator
-    or a decision on an aborted run can never resume a run twice. Through the API ``user``
+    or a decision on an aborted run can never resume a run twice. A decision that judges
+    the agent's proposal is a calibration label in the same transaction (``runs.labels``).
+    Through the API ``user``
     is None and ``api_key_id`` names the deciding key (audited, and told to a later loser).
 
     Whatever a client sends is checked here: ``args`` (edit & approve) must be a JSON
@@ -222,6 +224,7 @@ def decide(
             human = HumanInput(decision=choice.value, message=message, args=args, result=result,
                                operator=audit.actor_name(user, api_key_id))
             lifecycle.resume(run, human, decided=esc, policy=extended)
+            labels.from_decision(esc, choice, wrong=lifecycle.overrides(human, esc), user=user)
     return DecisionOutcome(escalation=esc, run=run)
 
 

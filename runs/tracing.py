@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from django.conf import settings
 
-from agentdesk.runtime.llm import ModelClient, ModelReply
+from agentdesk.runtime.llm import DETERMINISTIC, ModelClient, ModelReply, Sampling
 from agentdesk.runtime.profiles import ModelProfile
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ class TracedModelClient:
         self.inner, self.tracer, self.system = inner, tracer, system
 
     def complete(self, *, profile: ModelProfile, messages: list[dict[str, Any]],
-                 tools: list[dict[str, Any]], max_tokens: int) -> ModelReply:
+                 tools: list[dict[str, Any]], max_tokens: int,
+                 sampling: Sampling = DETERMINISTIC) -> ModelReply:
         model = profile.name
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -41,12 +42,14 @@ class TracedModelClient:
             span.set_attribute("gen_ai.operation.name", "chat")
             span.set_attribute("gen_ai.request.model", model)
             span.set_attribute("gen_ai.request.max_tokens", max_tokens)
+            if sampling.temperature is not None:  # an agreement sample
+                span.set_attribute("gen_ai.request.temperature", sampling.temperature)
             run_id = structlog.contextvars.get_contextvars().get("run_id")
             if run_id is not None:
                 span.set_attribute("agentdesk.run_id", str(run_id))
             try:
                 reply = self.inner.complete(profile=profile, messages=messages, tools=tools,
-                                            max_tokens=max_tokens)
+                                            max_tokens=max_tokens, sampling=sampling)
             except Exception as exc:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))

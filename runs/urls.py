@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from .views import audit, dashboard, escalations, inbox, pages, runs
+from .views import audit, calibration, dashboard, escalations, inbox, pages, reviews, runs
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/inbox/", permanent=False)),
@@ -20,5 +20,9 @@ urlpatterns = [
     path("runs/<int:run_id>/cancel/", runs.run_cancel, name="run_cancel"),
     path("dashboard/", dashboard.dashboard, name="dashboard"),
     path("audit/", audit.audit_log, name="audit"),
+    path("calibration/", calibration.calibration_page, name="calibration"),
+    path("calibration/apply/", calibration.apply_threshold, name="apply_threshold"),
+    path("review/", reviews.review_queue, name="review_queue"),
+    path("review/<int:item_id>/", reviews.review_decide, name="review_decide"),
     path("healthz", pages.healthz, name="healthz"),
 ]

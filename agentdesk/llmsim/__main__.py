@@ -29,8 +29,16 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="seconds a 'timeout' fault stalls (default: $LLMSIM_FAULT_TIMEOUT_SECONDS or 30)",
     )
+    parser.add_argument(
+        "--small-confident-error-rate",
+        type=float,
+        default=None,
+        help="share of hard tasks sim-small is confidently wrong on "
+        "(default: $LLMSIM_SMALL_CONFIDENT_ERROR_RATE or 0.10)",
+    )
     args = parser.parse_args(argv)
-    app = create_app(latency_scale=args.latency_scale, fault_timeout_s=args.fault_timeout)
+    app = create_app(latency_scale=args.latency_scale, fault_timeout_s=args.fault_timeout,
+                     small_confident_error_rate=args.small_confident_error_rate)
     print(f"llmsim serving http://{args.host}:{args.port}/v1", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="off")
 

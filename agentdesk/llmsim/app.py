@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from .completions import complete
+from .completions import complete, content_key
+from .error_model import ErrorModel, SampleCounter
 from .faults import (
     FAULT_HEADER,
     FaultKind,
@@ -74,17 +75,21 @@ class SimSettings:
 
     latency_scale: float = 1.0
     fault_timeout_s: float = DEFAULT_FAULT_TIMEOUT_S
+    errors: ErrorModel = field(default_factory=ErrorModel)
+    """The declared error model (see ``error_model``)."""
 
     @classmethod
     def from_env(
-        cls, latency_scale: float | None = None, fault_timeout_s: float | None = None
+        cls, latency_scale: float | None = None, fault_timeout_s: float | None = None,
+        small_confident_error_rate: float | None = None,
     ) -> SimSettings:
         """Explicit arguments win; otherwise ``LLMSIM_*`` environment variables, then defaults."""
         if latency_scale is None:
             latency_scale = default_latency_scale()
         if fault_timeout_s is None:
             fault_timeout_s = float(os.environ.get(FAULT_TIMEOUT_ENV, DEFAULT_FAULT_TIMEOUT_S))
-        return cls(latency_scale=max(latency_scale, 0.0), fault_timeout_s=fault_timeout_s)
+        return cls(latency_scale=max(latency_scale, 0.0), fault_timeout_s=fault_timeout_s,
+                   errors=ErrorModel.with_small_error_rate(small_confident_error_rate))
 
 
 @dataclass
@@ -94,6 +99,7 @@ class SimApp:
     settings: SimSettings = field(default_factory=SimSettings.from_env)
     prompt_cache: PromptCache = field(default_factory=PromptCache)
     fault_ledger: FaultLedger = field(default_factory=FaultLedger)
+    samples: SampleCounter = field(default_factory=SampleCounter)
     recent_requests: deque[dict[str, Any]] = field(
         default_factory=lambda: deque(maxlen=RECENT_REQUESTS))
     """The latest chat request bodies, newest last: what a test asserts a client sent."""
@@ -165,8 +171,10 @@ class SimApp:
             if interrupted:
                 return interrupted.response
 
+        sample = self.samples.sample(content_key(request), request.temperature, request.seed)
         response = complete(
-            request, model, self.prompt_cache, malformed=kind is FaultKind.MALFORMED
+            request, model, self.prompt_cache, malformed=kind is FaultKind.MALFORMED,
+            sample=sample, errors=self.settings.errors,
         )
         if kind is not None:
             response = distort(kind, response)
@@ -193,9 +201,12 @@ class SimApp:
         return next((waits[task] for task in done if waits[task]), None)
 
 
-def create_app(latency_scale: float | None = None, fault_timeout_s: float | None = None) -> SimApp:
-    """A fresh simulator (empty prompt cache and fault counters) with the given settings."""
-    return SimApp(SimSettings.from_env(latency_scale, fault_timeout_s))
+def create_app(latency_scale: float | None = None, fault_timeout_s: float | None = None,
+               small_confident_error_rate: float | None = None) -> SimApp:
+    """A fresh simulator (empty prompt cache, fault and sample counters) with the given
+    settings."""
+    return SimApp(SimSettings.from_env(latency_scale, fault_timeout_s,
+                                       small_confident_error_rate))
 
 
 def _model_card(model: SimModel) -> dict[str, Any]:

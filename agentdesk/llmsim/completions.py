@@ -1,7 +1,9 @@
 """Turning a validated request into an OpenAI-shaped chat completion.
 
 This is the pure core of the simulator: no sockets and no sleeping, so it is the place
-to read to understand what a given conversation will get back.
+to read to understand what a given conversation will get back. What the brain decides
+goes through the declared error model (``error_model``): the self-reported confidence,
+the token log-probabilities and the samples at temperature > 0 all come from there.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from .brains import Decision, Reply, ToolCall, brain_for, read_conversation
 from .brains.prompted import asks_for_json, call_content, offered_tools
+from .error_model import GREEDY, ErrorModel, Sample, answer, confidence_of, request_key
 from .faults import MALFORMED_CONTENT
 from .models import SimModel
 from .modes import Mode
@@ -35,9 +38,11 @@ SYSTEM_FINGERPRINT = "fp_llmsim"
 
 
 def complete(
-    request: ChatRequest, model: SimModel, cache: PromptCache, *, malformed: bool = False
+    request: ChatRequest, model: SimModel, cache: PromptCache, *, malformed: bool = False,
+    sample: Sample = GREEDY, errors: ErrorModel | None = None,
 ) -> JsonResponse:
-    """The completion for ``request``; ``malformed`` swaps the content for broken JSON."""
+    """The completion for ``request``; ``malformed`` swaps the content for broken JSON.
+    ``sample`` says which draw of the model this is (see ``error_model``)."""
     prompt = prompt_tokens(request.messages, request.tools)
     if prompt > model.context_window:
         return _context_overflow(model, prompt)
@@ -45,8 +50,10 @@ def complete(
     conversation = read_conversation(request.messages)
     system = _system_text(request)
     prompted = offered_tools(system) if not request.tools else frozenset()
-    reply = brain_for(conversation.agent_slug)(conversation, model)
-    reply = _offered_only(_forced(reply, request), request.tool_names | prompted)
+    answered = answer(brain_for(conversation.agent_slug), conversation, model, sample, errors)
+    reply = _offered_only(_forced(answered.reply, request), request.tool_names | prompted)
+    token_probability = answered.token_probability if reply is answered.reply \
+        else confidence_of(reply)
     content, tool_calls = _render(reply, request, prompted=prompted, system=system)
     if malformed:
         content, tool_calls = MALFORMED_CONTENT, []
@@ -66,7 +73,7 @@ def complete(
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if tool_calls:
         message["tool_calls"] = tool_calls
-    logprobs = token_logprobs(content, _confidence(reply)) if request.logprobs else None
+    logprobs = token_logprobs(content, token_probability) if request.logprobs else None
     body = {
         "id": f"chatcmpl-sim{uuid.uuid4().hex[:24]}",
         "object": "chat.completion",
@@ -118,7 +125,7 @@ def _forced(reply: Reply, request: ChatRequest) -> Reply:
         return reply
     if isinstance(reply, ToolCall) and reply.name == name:
         return reply
-    return ToolCall(str(name), {"confidence": _confidence(reply)})
+    return ToolCall(str(name), {"confidence": confidence_of(reply)})
 
 
 def _offered_only(reply: Reply, offered: frozenset[str]) -> Reply:
@@ -158,19 +165,39 @@ def _render(
     ]
 
 
-def _confidence(reply: Reply) -> float:
-    value = reply.confidence if isinstance(reply, Decision) else reply.arguments.get("confidence")
-    return float(value) if isinstance(value, int | float) else 0.5
+def content_key(request: ChatRequest) -> str:
+    """What makes two requests identical (sampling knobs aside): the model asked, the
+    messages, the tools and the format; ``SampleCounter`` numbers identical samples."""
+    return request_key(request.model, request.messages, request.tools, request.tool_choice,
+                       request.response_format)
 
 
-def token_logprobs(content: str | None, confidence: float) -> dict[str, Any]:
-    """``logprobs`` for ``content``, one entry per simulated token, whose probabilities
-    multiply to the reply's confidence: the signal agrees with the self-report."""
+SURE_TOKEN_LOGPROB = -1e-5
+"""Log-probability of every token but the decisive one: near certain, as most tokens are."""
+_DECISION_MARKERS = ('"answer": ', '"tool": ')
+
+
+def token_logprobs(content: str | None, probability: float) -> dict[str, Any]:
+    """``logprobs`` for ``content``, one entry per simulated token (the text cut every
+    ``CHARS_PER_TOKEN`` characters), like llama.cpp's for everything generated as content.
+
+    The decision's doubt sits on one token, as with a real model, where a few tokens (a
+    tool's name, an answer's first word) carry the choice and the rest follow from it: the
+    token where the value of ``"answer"`` (the decision JSON) or of ``"tool"`` (a prompted
+    tool call) starts, else the first token, has log-probability ``log(probability)``;
+    every other token ``SURE_TOKEN_LOGPROB``. So both the joint probability of the
+    decision's tokens and their lowest probability are ≈ ``probability``, the error
+    model's token signal. A native tool call has no content, hence no entries, as with
+    OpenAI."""
     text = content or ""
     tokens = [text[i:i + CHARS_PER_TOKEN] for i in range(0, len(text), CHARS_PER_TOKEN)]
-    each = math.log(min(max(confidence, 1e-6), 1.0)) / max(len(tokens), 1)
-    return {"content": [{"token": token, "logprob": each, "bytes": list(token.encode()),
-                         "top_logprobs": []} for token in tokens], "refusal": None}
+    starts = [text.find(m) + len(m) for m in _DECISION_MARKERS if m in text]
+    decisive = min(starts) // CHARS_PER_TOKEN if starts else 0
+    doubt = math.log(min(max(probability, 1e-6), 1.0))
+    return {"content": [{"token": token,
+                         "logprob": doubt if i == decisive else SURE_TOKEN_LOGPROB,
+                         "bytes": list(token.encode()), "top_logprobs": []}
+                        for i, token in enumerate(tokens)], "refusal": None}
 
 
 def _tool_call_id(request: ChatRequest, name: str, arguments: str) -> str:

@@ -1,8 +1,8 @@
 """Parsing and validating a ``POST /v1/chat/completions`` body.
 
 Validation is deliberately strict about shape (so the app's bugs surface as the same
-400s OpenAI would return) and lenient about sampling knobs, which a deterministic
-simulator ignores.
+400s OpenAI would return) and lenient about sampling knobs: only ``temperature`` and
+``seed`` matter, to tell samples apart (see ``error_model``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,17 @@ class ChatRequest:
     @property
     def logprobs(self) -> bool:
         return self.body.get("logprobs") is True
+
+    @property
+    def temperature(self) -> float | None:
+        value = self.body.get("temperature")
+        return float(value) if isinstance(value, int | float) and not isinstance(
+            value, bool) else None
+
+    @property
+    def seed(self) -> int | None:
+        value = self.body.get("seed")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     @property
     def reasoning_effort(self) -> str | None:

@@ -58,6 +58,7 @@ def start_in_thread(
     host: str = "127.0.0.1",
     latency_scale: float | None = None,
     fault_timeout_s: float | None = None,
+    small_confident_error_rate: float | None = None,
     startup_timeout_s: float = 10.0,
 ) -> SimServer:
     """Serve a fresh simulator on ``host:port`` (0 = any free port) from a daemon thread.
@@ -65,8 +66,11 @@ def start_in_thread(
     ``latency_scale`` multiplies each tier's base latency (0 = instant; default from
     ``LLMSIM_LATENCY_SCALE``, else 1.0). ``fault_timeout_s`` is how long a ``timeout``
     fault stalls (default from ``LLMSIM_FAULT_TIMEOUT_SECONDS``, else 30 s).
+    ``small_confident_error_rate``: the share of hard tasks sim-small is confidently wrong
+    on (default from ``LLMSIM_SMALL_CONFIDENT_ERROR_RATE``, else 0.10; see ``error_model``).
     """
-    app = create_app(latency_scale=latency_scale, fault_timeout_s=fault_timeout_s)
+    app = create_app(latency_scale=latency_scale, fault_timeout_s=fault_timeout_s,
+                     small_confident_error_rate=small_confident_error_rate)
     config = uvicorn.Config(
         app,
         host=host,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from .outcomes import Reason
-from .state import PolicySnapshot, RunState
+from .state import PolicySnapshot, RunState, Usage
 
 
 def worst_case_cost(policy: PolicySnapshot, model: str, prompt_tokens: int) -> Decimal:
@@ -29,12 +29,19 @@ def check_steps_and_time(state: RunState, policy: PolicySnapshot) -> Reason | No
 
 
 def check_spend(
-    state: RunState, policy: PolicySnapshot, model: str, prompt_tokens: int
+    state: RunState, policy: PolicySnapshot, model: str, prompt_tokens: int,
+    pending: Usage | None = None,
 ) -> Reason | None:
-    """``prompt_tokens`` is the call's reservation, not its estimate."""
-    worst_tokens = state.usage.total_tokens + prompt_tokens + policy.max_output_tokens
+    """``prompt_tokens`` is the call's reservation, not its estimate. ``pending`` is usage
+    of the step in progress, not yet in ``state.usage`` (the agreement signal's samples are
+    checked against the decision call and the samples before them)."""
+    used = state.usage if pending is None else Usage(
+        tokens_in=state.usage.tokens_in + pending.tokens_in,
+        tokens_out=state.usage.tokens_out + pending.tokens_out,
+        cost_usd=state.usage.cost_usd + pending.cost_usd)
+    worst_tokens = used.total_tokens + prompt_tokens + policy.max_output_tokens
     if worst_tokens > policy.max_tokens:
         return Reason.TOKEN_LIMIT
-    if state.usage.cost_usd + worst_case_cost(policy, model, prompt_tokens) > policy.max_cost_usd:
+    if used.cost_usd + worst_case_cost(policy, model, prompt_tokens) > policy.max_cost_usd:
         return Reason.COST_LIMIT
     return None

@@ -17,7 +17,7 @@ import httpx
 import openai
 
 from .endpoint_errors import status_error
-from .llm import ModelError, ModelReply
+from .llm import DETERMINISTIC, ModelError, ModelReply, Sampling
 from .profiles import ModelProfile
 from .reply_reading import read_reply
 from .request_shaping import shape_request
@@ -40,8 +40,9 @@ class OpenAIGateway:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         max_tokens: int,
+        sampling: Sampling = DETERMINISTIC,
     ) -> ModelReply:
-        body = shape_request(profile, messages, tools, max_tokens)
+        body = shape_request(profile, messages, tools, max_tokens, sampling)
         started = time.perf_counter()
         response = self.send(profile, body)
         return read_reply(profile, response, messages=messages, tools=tools,

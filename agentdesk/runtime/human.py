@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from .outcomes import Decision, Phase
-from .proposals import FINAL_ANSWER, tool_message
+from .proposals import FINAL_ANSWER, call_signature, tool_message
 from .state import HumanInput, RunState, ToolCallProposal
 
 
@@ -52,6 +52,8 @@ def apply(state: RunState, human: HumanInput) -> HumanEffect:
         error = (f"rejected by operator: {human.message}".strip()
                  if decision == Decision.REJECT
                  else "not executed: the operator answered instead")
+        if decision == Decision.REJECT and call_signature(call) not in state.rejected_calls:
+            state.rejected_calls.append(call_signature(call))  # remembered for the run
         state.messages.append(tool_message(call.call_id, {"ok": False, "error": error}))
     prefix = "Rejected. " if decision == Decision.REJECT else ""
     state.messages.append({"role": "user", "content": f"Operator: {prefix}{human.message}"})

@@ -53,6 +53,31 @@ class ToolCallRequest:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token of the reply's content and its log-probability, as the
+    endpoint's ``logprobs.content`` gives it (``bytes``: the token's UTF-8 bytes, which a
+    token holding part of a character needs; None when the endpoint sent none)."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a call samples. The default is the deterministic decision call (temperature 0,
+    cacheable); the agreement signal's samples set a temperature, and the logprobs signal
+    asks for token log-probabilities (sent only when the model's profile says the endpoint
+    returns them)."""
+
+    temperature: float | None = None  # None: 0 (a reasoning model: its own, unsent)
+    logprobs: bool = False
+
+
+DETERMINISTIC = Sampling()
+
+
+@dataclass(frozen=True)
 class ModelReply:
     model: str
     content: str | None
@@ -63,6 +88,9 @@ class ModelReply:
     tokens_reasoning: int = 0
     latency_ms: int = 0
     usage_reported: bool = True  # False: the reply had no ``usage`` (the tokens are unknown)
+    # the content's tokens as generated (before any reading of the JSON out of prose), or
+    # None when none were asked for or returned; see ``token_probability``
+    logprobs: list[TokenLogprob] | None = None
 
 
 class ModelClient(Protocol):
@@ -73,6 +101,7 @@ class ModelClient(Protocol):
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         max_tokens: int,
+        sampling: Sampling = DETERMINISTIC,
     ) -> ModelReply:
         """One chat completion from ``profile.name``, shaped by what the profile says the
         endpoint accepts."""

@@ -14,18 +14,21 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from . import guards, human, model_calls, router, rules
+from . import agreement, confidence, guards, human, model_calls, router, rules
 from .agent import AgentSpec
 from .breaker import BreakerStore
+from .endings import Endings, RunEnded
 from .llm import InvalidOutput, ModelClient, ModelError, ModelReply
-from .options import OnBound, RuleAction
+from .options import RuleAction
 from .outcomes import Phase, Reason, RunStatus, StepKind
 from .ports import ResponseCache, RunStore, TeamBudget
 from .proposals import (
     FINAL_ANSWER,
+    REJECTED_BEFORE,
     REPAIR_PROMPT,
     Proposal,
     assistant_tool_call,
+    call_signature,
     last_tool_error,
     needs_approval,
     proposal_from,
@@ -33,7 +36,6 @@ from .proposals import (
     without_confidence,
 )
 from .state import (
-    EscalationRequest,
     HumanInput,
     PolicySnapshot,
     RunState,
@@ -45,15 +47,7 @@ from .tools import ToolContext, execute_tool
 __all__ = ["Engine", "FINAL_ANSWER", "REPAIR_PROMPT", "RunEnded"]
 
 
-class RunEnded(Exception):
-    """Internal: the run reached a terminal or waiting state inside a helper.
-
-    ``_escalate`` and ``_finish`` raise it after their commit (hence ``NoReturn``), so a
-    helper deep in a step can end the run without every caller checking a return value.
-    """
-
-
-class Engine:
+class Engine(Endings):
     def __init__(
         self,
         agent: AgentSpec,
@@ -195,10 +189,11 @@ class Engine:
         """Finish, escalate, or clear ``call`` for execution: a function of the checkpoint.
 
         Returning normally means phase ``act`` (``_execute`` runs the call next) or, for
-        invalid arguments, phase ``reason`` (the model hears what was wrong).
+        invalid arguments, phase ``reason`` (the model hears what was wrong). A call an
+        operator rejected earlier in the run (``RunState.rejected_calls``) always goes back
+        to a human, whatever its confidence.
         """
-        confidence = call.confidence if call.confidence is not None else 0.0
-        confident = confidence >= self.policy.confidence_threshold
+        confident = (call.confidence or 0.0) >= self.policy.confidence_threshold
         if call.tool == FINAL_ANSWER:
             self._settle_answer(state, call, confident)
         state.phase = Phase.ACT
@@ -212,6 +207,9 @@ class Engine:
             return
         if guards.repeated_call(state, self.policy, call):
             self._bound(state, Reason.LOOP_DETECTED, call)
+        if call_signature(call) in state.rejected_calls:  # however confident: a human again
+            question = REJECTED_BEFORE.format(tool=call.tool)
+            self._escalate(state, Reason.APPROVAL_REQUIRED, question, call)
         if not confident:
             question = f"The agent is unsure about calling {call.tool}. Should it go ahead?"
             self._escalate(state, Reason.LOW_CONFIDENCE, question, call)
@@ -334,22 +332,32 @@ class Engine:
     # -- model calls -------------------------------------------------------------------
 
     def _ask(self, state: RunState, tier: str, model: str) -> tuple[Proposal, StepRecord]:
-        """One decision from ``model`` (its step not yet committed), with one repair attempt:
-        an unusable reply is committed as a failed step and the model hears why; a second
-        unusable reply fails the run."""
+        """One decision from ``model`` (its step not yet committed, its confidence measured
+        from the policy's signals), with one repair attempt: an unusable reply is committed
+        as a failed step and the model hears why; a second unusable reply fails the run."""
         messages = list(state.messages)
         tools = self.agent.tools.openai_schemas()
         reply, step = self._call_model(state, tier, model, messages, tools)
         try:
-            return self._read_proposal(state, tier, reply, step), step
+            proposal = self._read_proposal(state, tier, reply, step)
         except InvalidOutput as exc:
             messages += [{"role": "assistant", "content": reply.content or ""},
                          {"role": "user", "content": REPAIR_PROMPT.format(error=exc)}]
-        reply, step = self._call_model(state, tier, model, messages, tools)
-        try:
-            return self._read_proposal(state, tier, reply, step), step
-        except InvalidOutput as exc:
-            self._finish(state, RunStatus.FAILED, Reason.INVALID_OUTPUT, error=str(exc))
+            reply, step = self._call_model(state, tier, model, messages, tools)
+            try:
+                proposal = self._read_proposal(state, tier, reply, step)
+            except InvalidOutput as exc:
+                self._finish(state, RunStatus.FAILED, Reason.INVALID_OUTPUT, error=str(exc))
+
+        def sample() -> agreement.Agreement:
+            return agreement.draw(self.caller, state, model, messages, tools, proposal,
+                                  step.usage)
+
+        breach = confidence.measure(self.policy, reply, proposal, step, sample)
+        if breach is not None:  # a bound refused a sample: the decision's spend is kept
+            self._commit(state, step)
+            self._bound(state, breach, None)
+        return proposal, step
 
     def _call_model(
         self,
@@ -390,7 +398,6 @@ class Engine:
             step.result = {"content": reply.content}
             self._commit(state, step)
             raise
-        step.confidence = proposal.confidence
         step.result = proposal.summary()
         return proposal
 
@@ -410,84 +417,3 @@ class Engine:
             self._finish(state, RunStatus.ABORTED, Reason.ABORTED_BY_OPERATOR)
         elif effect.finish_answer is not None:
             self._finish(state, RunStatus.SUCCEEDED, Reason.NONE, answer=effect.finish_answer)
-
-    # -- endings -----------------------------------------------------------------------
-
-    def _bound(self, state: RunState, reason: Reason, call: ToolCallProposal | None) -> NoReturn:
-        """A bound was hit: fail with its reason, or let a human extend it, as policy says."""
-        if self.policy.on_bound == OnBound.ESCALATE:
-            question = (
-                f"The run reached its {reason.value.replace('_', ' ')}. Extend the budget "
-                "to continue from here, or abort."
-            )
-            self._escalate(state, reason, question, call)
-        else:
-            self._finish(state, RunStatus.FAILED, reason, error=f"{reason.value} reached")
-
-    def _escalate(
-        self,
-        state: RunState,
-        reason: Reason,
-        question: str,
-        call: ToolCallProposal | None,
-        confidence: float | None = None,
-    ) -> NoReturn:
-        """Pause the run for a human: commit the escalation with the step, then end the slice."""
-        state.status = RunStatus.WAITING_HUMAN
-        state.reason = reason
-        state.phase = Phase.AWAIT_HUMAN
-        state.pending_call = call
-        step = self._step(state, StepKind.ESCALATION, reason.value, args={"question": question})
-        step.confidence = call.confidence if call is not None else confidence
-        escalation = EscalationRequest(
-            reason=reason,
-            question=question,
-            proposed_tool=call.tool if call is not None else "",
-            proposed_args=without_confidence(call) if call is not None else {},
-            confidence=step.confidence,
-            context=state.context,
-        )
-        self._commit(state, step, escalation)
-        raise RunEnded
-
-    def _finish(
-        self,
-        state: RunState,
-        status: RunStatus,
-        reason: Reason,
-        *,
-        answer: str | None = None,
-        error: str = "",
-    ) -> NoReturn:
-        """End the run in ``status``: commit the final step, then end the slice."""
-        state.status = status
-        state.reason = reason
-        state.answer = answer
-        state.phase = Phase.DONE
-        state.pending_call = None
-        step = self._step(state, StepKind.FINAL, status.value)
-        step.result = {"answer": answer} if answer is not None else None
-        step.error = error
-        self._commit(state, step)
-        raise RunEnded
-
-    # -- bookkeeping -------------------------------------------------------------------
-
-    @staticmethod
-    def _step(
-        state: RunState, kind: StepKind, name: str, *, args: dict[str, Any] | None = None
-    ) -> StepRecord:
-        return StepRecord(index=state.step_count, kind=kind, name=name, args=args or {})
-
-    def _commit(
-        self, state: RunState, step: StepRecord, escalation: EscalationRequest | None = None
-    ) -> None:
-        now = self.clock()
-        state.active_seconds += now - self._mark
-        self._mark = now
-        state.step_count = step.index + 1
-        if step.kind == StepKind.MODEL:
-            state.usage.add(step.usage)
-        self.store.commit(state, step, escalation)
-        if self.on_step is not None:
-            self.on_step(step)

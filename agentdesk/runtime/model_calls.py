@@ -9,6 +9,12 @@ Money fails closed: a reply without ``usage`` is billed at exactly the worst cas
 reserved for it, and flagged on its step. After every call the reported prompt tokens are
 compared with the estimate (``record``): the ratio goes on the step, and a server that
 counts more than we do raises the reservation of the run's later calls (``tokens.py``).
+
+The decision call asks for token log-probabilities when the policy's confidence signals
+include ``logprobs`` and the model's profile says its endpoint returns them. A sample for
+the agreement signal (``temperature`` set) goes through the same checks and reservation,
+counted on top of the step's usage so far (``pending``), but never through the cache: it
+is deliberately non-deterministic, and a cached sample would agree with itself.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from decimal import Decimal
 from typing import Any
 
 from . import budget, tokens
-from .llm import ModelClient, ModelReply, ToolCallRequest
+from .llm import ModelClient, ModelReply, Sampling, TokenLogprob, ToolCallRequest
+from .options import ConfidenceSignal
 from .outcomes import Reason
 from .ports import ResponseCache, TeamBudget
 from .state import PolicySnapshot, RunState, StepRecord, Usage
@@ -54,9 +61,7 @@ def record(state: RunState, step: StepRecord, outcome: CallOutcome) -> None:
     if outcome.cache_hit:
         step.args["cache_hit"] = True
         return
-    step.usage = Usage(tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
-                       tokens_cached=reply.tokens_cached,
-                       tokens_reasoning=reply.tokens_reasoning, cost_usd=outcome.cost_usd)
+    step.usage = usage_of(outcome)
     prompt = outcome.prompt
     assert prompt is not None
     step.args["prompt_tokens_estimated"] = prompt.estimate
@@ -70,9 +75,21 @@ def record(state: RunState, step: StepRecord, outcome: CallOutcome) -> None:
         state.prompt_token_ratios.get(model, 1.0), prompt.estimate, reply.tokens_in)
 
 
+def usage_of(outcome: CallOutcome) -> Usage:
+    """What a call (not served from the cache) used, as billed."""
+    reply = outcome.reply
+    assert reply is not None
+    return Usage(tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
+                 tokens_cached=reply.tokens_cached, tokens_reasoning=reply.tokens_reasoning,
+                 cost_usd=outcome.cost_usd)
+
+
 def cache_key(model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-              max_tokens: int) -> str:
-    body = json.dumps([model, messages, tools, max_tokens, 0], sort_keys=True, default=str)
+              max_tokens: int, logprobs: bool = False) -> str:
+    parts: list[Any] = [model, messages, tools, max_tokens, 0]
+    if logprobs:  # a reply without logprobs must not answer a call that asks for them
+        parts.append("logprobs")
+    body = json.dumps(parts, sort_keys=True, default=str)
     return "llm:" + hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -82,7 +99,10 @@ def _reply_to_dict(reply: ModelReply) -> dict[str, Any]:
 
 def _reply_from_dict(data: dict[str, Any]) -> ModelReply:
     calls = [ToolCallRequest(**c) for c in data.get("tool_calls", [])]
-    return ModelReply(**{**data, "tool_calls": calls, "latency_ms": 0})
+    logprobs = data.get("logprobs")
+    if logprobs is not None:
+        logprobs = [TokenLogprob(**t) for t in logprobs]
+    return ModelReply(**{**data, "tool_calls": calls, "latency_ms": 0, "logprobs": logprobs})
 
 
 class ModelCaller:
@@ -101,9 +121,13 @@ class ModelCaller:
 
     def call(
         self, state: RunState, model: str, messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
+        tools: list[dict[str, Any]], *, temperature: float | None = None,
+        pending: Usage | None = None,
     ) -> CallOutcome:
-        """Make the call, or say which bound forbids it. ``ModelError`` propagates."""
+        """Make the call, or say which bound forbids it. ``ModelError`` propagates.
+
+        ``temperature``: a sample for the agreement signal (never cached); ``pending``: the
+        usage of the step in progress, not yet in ``state.usage``."""
         breach = budget.check_steps_and_time(state, self.policy)
         if breach is not None:
             return CallOutcome(reply=None, breach=breach)
@@ -111,14 +135,18 @@ class ModelCaller:
         if not profile.priced:
             return CallOutcome(reply=None, breach=Reason.MODEL_UNPRICED)
         max_tokens = self.policy.max_output_tokens
-        key = cache_key(model, messages, tools, max_tokens) if self.cache else ""
-        if self.cache is not None:
-            cached = self.cache.get(key)
+        sample = temperature is not None
+        logprobs = (not sample and profile.logprobs
+                    and ConfidenceSignal.LOGPROBS in self.policy.confidence_signals)
+        cache = None if sample else self.cache
+        key = cache_key(model, messages, tools, max_tokens, logprobs) if cache else ""
+        if cache is not None:
+            cached = cache.get(key)
             if cached is not None:
                 return CallOutcome(reply=_reply_from_dict(cached), cache_hit=True)
         prompt = tokens.count_prompt(profile, messages, tools)
         reserved = prompt.reserve(state.prompt_token_ratios.get(model, 1.0))
-        breach = budget.check_spend(state, self.policy, model, reserved)
+        breach = budget.check_spend(state, self.policy, model, reserved, pending)
         if breach is not None:
             return CallOutcome(reply=None, breach=breach)
         worst = budget.worst_case_cost(self.policy, model, reserved)
@@ -127,7 +155,8 @@ class ModelCaller:
         actual = Decimal("0")
         try:
             reply = self.model.complete(profile=profile, messages=messages, tools=tools,
-                                        max_tokens=max_tokens)
+                                        max_tokens=max_tokens,
+                                        sampling=Sampling(temperature, logprobs))
             if not reply.usage_reported:  # unknown tokens: bill what was held for them
                 reply = dataclasses.replace(reply, tokens_in=reserved, tokens_cached=0,
                                             tokens_out=max_tokens, tokens_reasoning=0)
@@ -137,8 +166,8 @@ class ModelCaller:
         finally:
             if self.team_budget is not None:
                 self.team_budget.settle(worst, actual)
-        if self.cache is not None:
-            self.cache.set(key, _reply_to_dict(reply), self.policy.cache_ttl_seconds)
+        if cache is not None:
+            cache.set(key, _reply_to_dict(reply), self.policy.cache_ttl_seconds)
         return CallOutcome(reply=reply, cost_usd=actual, prompt=prompt,
                            reserved_prompt_tokens=reserved,
                            usage_missing=not reply.usage_reported, model=model)

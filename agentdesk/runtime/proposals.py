@@ -17,6 +17,10 @@ REPAIR_PROMPT = (
     "Your previous reply could not be used ({error}). Reply again: either call one of the "
     "tools, or answer with JSON matching the decision schema."
 )
+REJECTED_BEFORE = (
+    "An operator rejected {tool} with these arguments earlier in this run, and the agent "
+    "proposes it again. Approve it this time?"
+)
 
 
 @dataclass
@@ -26,12 +30,22 @@ class Proposal:
     tier: str
     call: ToolCallProposal | None = None
     decision: FinalDecision | None = None
+    combined: float | None = None  # the step's confidence from its signals (``confidence``)
+
+    @property
+    def self_report(self) -> float | None:
+        """The confidence the model wrote; None when it gave none we can read."""
+        if self.call is not None:
+            return self.call.confidence
+        return self.decision.confidence if self.decision else None
 
     @property
     def confidence(self) -> float:
-        if self.call is not None:
-            return self.call.confidence if self.call.confidence is not None else 0.0
-        return self.decision.confidence if self.decision else 0.0
+        """What the router and the approval checks compare with the threshold: the
+        combined signals once measured, else the self-report (unreadable: 0)."""
+        if self.combined is not None:
+            return self.combined
+        return self.self_report if self.self_report is not None else 0.0
 
     def summary(self) -> dict[str, Any]:
         if self.call is not None:
@@ -42,12 +56,14 @@ class Proposal:
     def as_pending(self) -> ToolCallProposal:
         """The decision as the checkpoint keeps it (a final answer as ``FINAL_ANSWER``)."""
         if self.call is not None:
-            return self.call
+            if self.combined is None:
+                return self.call
+            return self.call.model_copy(update={"confidence": self.combined})
         assert self.decision is not None
         return ToolCallProposal(
             call_id="", tool=FINAL_ANSWER,
             args={"answer": self.decision.answer, "question": self.decision.question},
-            confidence=self.decision.confidence,
+            confidence=self.confidence,
         )
 
 

@@ -9,6 +9,12 @@ engine's reading of it raises ``InvalidOutput``, which its one repair covers.
 
 A reply without ``usage`` is flagged ``usage_reported=False`` with zero tokens; the
 caller bills such a call at the worst case it reserved for it.
+
+Token log-probabilities (``choices[0].logprobs.content``) are kept as the endpoint sent
+them, for the content as generated: the JSON read out of prose, or a prompted tool call
+read out of the content, still lies somewhere in those tokens (``token_probability``
+finds where). Entries that are not ``{token, logprob}`` make the whole list None: a
+signal computed from part of the tokens would overstate the probability.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import httpx
 
 from . import prompted_tools
 from .json_text import find_json_object
-from .llm import ModelError, ModelReply, ToolCallRequest
+from .llm import ModelError, ModelReply, TokenLogprob, ToolCallRequest
 from .profiles import ModelProfile, ToolCalling
 
 SNIPPET = 120
@@ -38,6 +44,7 @@ def read_reply(
     """The reply in ``response`` (a 2xx answer to a chat completion request)."""
     data = _json_body(profile.name, response)
     message = _first_message(profile.name, data)
+    logprobs = _logprobs(data["choices"][0].get("logprobs"))
     content = _text(message.get("content"))
     calls = _native_calls(message.get("tool_calls"), messages)
     found = find_json_object(content) if not calls else None
@@ -63,6 +70,7 @@ def read_reply(
         tokens_reasoning=reasoning,
         latency_ms=latency_ms,
         usage_reported=counts is not None,
+        logprobs=logprobs,
     )
 
 
@@ -100,6 +108,26 @@ def _first_message(name: str, data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ModelError(f"{name}: the reply's first choice has no message")
     return message
+
+
+def _logprobs(raw: Any) -> list[TokenLogprob] | None:
+    """The content's token log-probabilities; None when absent or not all readable."""
+    entries = raw.get("content") if isinstance(raw, dict) else None
+    if not isinstance(entries, list) or not entries:
+        return None
+    tokens = []
+    for entry in entries:
+        token = entry.get("token") if isinstance(entry, dict) else None
+        logprob = entry.get("logprob") if isinstance(entry, dict) else None
+        if not isinstance(token, str) or not isinstance(logprob, int | float) or isinstance(
+                logprob, bool):
+            return None
+        raw_bytes = entry.get("bytes")
+        readable = isinstance(raw_bytes, list) and all(
+            isinstance(b, int) and 0 <= b < 256 for b in raw_bytes)
+        tokens.append(TokenLogprob(token=token, logprob=float(logprob),
+                                   bytes=list(raw_bytes) if readable else None))
+    return tokens
 
 
 def _text(content: Any) -> str | None:

@@ -5,7 +5,11 @@ body is shaped by what the catalogue says this model's endpoint takes:
 
 - a reasoning model gets ``max_completion_tokens`` (never ``max_tokens``), no
   ``temperature``, and ``reasoning_effort`` when the profile sets one; any other model
-  gets ``max_tokens`` and ``temperature: 0`` (determinism where possible);
+  gets ``max_tokens`` and ``temperature: 0`` (determinism where possible), or the
+  sampling temperature of the agreement signal's samples (a reasoning model samples at
+  its own fixed temperature, so none is sent);
+- ``logprobs: true`` when the call asks for them (the logprobs confidence signal) and the
+  profile says the endpoint returns them (never for a reasoning model: OpenAI refuses it);
 - structured output, best first: ``json_schema`` sends the strict decision schema;
   ``json_object`` sends ``{"type": "json_object"}`` with the schema spelled out in the
   system message; ``prompt`` sends no ``response_format``, only the instructions (the
@@ -23,7 +27,7 @@ import json
 from typing import Any
 
 from . import prompted_tools
-from .llm import DECISION_SCHEMA
+from .llm import DECISION_SCHEMA, DETERMINISTIC, Sampling
 from .profiles import ModelProfile, StructuredOutput, ToolCalling
 
 JSON_OBJECT_FORMAT: dict[str, Any] = {"type": "json_object"}
@@ -34,6 +38,7 @@ def shape_request(
     messages: list[dict[str, Any]],
     tools: list[dict[str, Any]],
     max_tokens: int,
+    sampling: Sampling = DETERMINISTIC,
 ) -> dict[str, Any]:
     """The JSON body of ``POST /chat/completions`` for ``profile``."""
     body: dict[str, Any] = {"model": profile.name}
@@ -63,7 +68,9 @@ def shape_request(
             body["reasoning_effort"] = str(profile.reasoning_effort)
     else:
         body["max_tokens"] = limit
-        body["temperature"] = 0
+        body["temperature"] = sampling.temperature if sampling.temperature is not None else 0
+        if sampling.logprobs and profile.logprobs:
+            body["logprobs"] = True
     return body
 
 

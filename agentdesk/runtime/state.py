@@ -145,6 +145,9 @@ class RunState(BaseModel):
     result_hashes: list[str] = Field(default_factory=list)
     stale_results: int = 0
     arg_repairs: int = 0
+    # call signatures (proposals.call_signature) an operator rejected: never executed again
+    # in this run without a new approval
+    rejected_calls: list[str] = Field(default_factory=list)
     # model → the largest reported ÷ estimated prompt tokens seen in this run (tokens.py):
     # later calls to that model reserve their estimate times this, never less than the bound
     prompt_token_ratios: dict[str, float] = Field(default_factory=dict)

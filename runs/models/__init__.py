@@ -2,6 +2,7 @@
 
 from .catalogue import ModelProfile
 from .escalations import AuditEvent, Escalation
+from .labels import ConfidenceLabel, ReviewItem
 from .policies import Policy, Rule
 from .runs import Agent, Run, Step, TeamDailySpend, ToolCall
 from .teams import ApiKey, Membership, Team
@@ -11,9 +12,11 @@ __all__ = [
     "Agent",
     "ApiKey",
     "AuditEvent",
+    "ConfidenceLabel",
     "Escalation",
     "Membership",
     "ModelProfile",
+    "ReviewItem",
     "Policy",
     "Rule",
     "Run",

@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from .. import charts, stats
+from .. import calibrations, charts, stats
 from ..templatetags.console import usd
 
 WINDOWS = (7, 14, 30)
@@ -54,5 +54,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "tier_legend": charts.legend([t for t, _ in tiers]),
         "tier_totals": stats.tier_totals(tiers),
         "operators": stats.operators(user, window),
+        "calibration": calibrations.for_user(user),
     }
     return render(request, "runs/dashboard.html", context)

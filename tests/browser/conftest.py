@@ -22,16 +22,22 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
 
 @pytest.fixture(scope="session")
-def live_app(tmp_path_factory) -> Iterator[str]:
+def live_stack(tmp_path_factory) -> Iterator[Stack]:
+    """The running app's processes (``stack.env`` reaches its database, e.g. to seed)."""
     stack = Stack(workdir=tmp_path_factory.mktemp("browser-app"),
                   name=f"agentdesk_browser_{os.getpid()}", password=PASSWORD)
     try:
         stack.start()
-        yield stack.base_url
+        yield stack
     finally:
         stack.stop()
         if os.environ.get("CI"):
             sys.stdout.write(stack.log_tail())
+
+
+@pytest.fixture(scope="session")
+def live_app(live_stack) -> str:
+    return live_stack.base_url
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,8 @@ PAGES = [
     ("get", "/runs/new/", None),
     ("get", "/dashboard/", None),
     ("get", "/audit/", None),
+    ("get", "/review/", None),
+    ("get", "/calibration/", None),
 ]
 ACTIONS = [
     ("post", "/escalations/{esc}/claim/", {}),
@@ -38,7 +40,8 @@ ACTIONS = [
     ("post", "/escalations/{esc}/decide/", {"action": "reject", "message": "no"}),
     ("post", "/runs/{run}/cancel/", {}),
 ]
-LISTS = {"/inbox/", "/runs/", "/runs/new/", "/dashboard/", "/audit/"}
+LISTS = {"/inbox/", "/runs/", "/runs/new/", "/dashboard/", "/audit/", "/review/",
+         "/calibration/"}
 MEMBER = {"page": 200, "action": 302}
 EXPECTED = {
     "operator": MEMBER,

@@ -131,7 +131,7 @@ def test_model_calls_become_genai_spans_when_tracing_is_on():
     from runs import tracing
 
     class Model:
-        def complete(self, *, profile, messages, tools, max_tokens):
+        def complete(self, *, profile, messages, tools, max_tokens, sampling=None):
             return ModelReply(model=profile.name + "-2025", content="{}", tokens_in=120,
                               tokens_out=30)
 

@@ -89,8 +89,17 @@ def test_plain_tiers_refuse_reasoning_effort_and_return_logprobs(sim: SimServer)
     body = post(sim, "What is your refund policy?", "sim-small", logprobs=True,
                 response_format=DECISION_SCHEMA).json()
     entries = body["choices"][0]["logprobs"]["content"]
-    confidence = json.loads(body["choices"][0]["message"]["content"])["confidence"]
-    assert entries and sum(e["logprob"] for e in entries) == pytest.approx(math.log(confidence))
+    content = body["choices"][0]["message"]["content"]
+    assert "".join(e["token"] for e in entries) == content
+    # sim-small cannot answer a policy question by keywords: it asks which order (its step
+    # deserves 0.3). The tokens follow that (0.3 ± 0.04 · 2.5), on the one token where the
+    # "answer" value starts; the self-report is overstated (error_model). This replaced an
+    # assertion that the logprobs multiplied to the self-report: they used to mirror it.
+    unsure = [e for e in entries if e["logprob"] < -0.001]
+    start = content.index('"answer": ') + len('"answer": ')
+    assert len(unsure) == 1 and unsure[0]["token"] == content[start - start % 4:][:4]
+    probability = math.exp(sum(e["logprob"] for e in entries))
+    assert 0.2 <= probability <= 0.4 < json.loads(content)["confidence"]
 
 
 def test_json_object_mode_refuses_json_schema_like_llama_cpp(sim: SimServer) -> None:

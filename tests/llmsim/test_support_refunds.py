@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 from openai import OpenAI
 
@@ -122,35 +125,70 @@ def test_tool_not_offered_turns_into_a_question(client: OpenAI) -> None:
     assert "lookup_order" in answer["question"]
 
 
+PROMPTED_SYSTEM = (
+    "You are the support-refunds agent. Help the customer.\n\n## Tools (reply protocol)\n"
+    "- lookup_order: look an order up\n- issue_refund: refund an order\n\n"
+    "Reply with exactly one JSON object."
+)
+
+
+def prompted_first_turn(client: OpenAI, task: str, model: str) -> tuple[dict, float]:
+    """The first turn in the prompted tool protocol (the call is content, so it has
+    log-probabilities): the call, and the joint probability of its tokens."""
+    completion = client.chat.completions.create(
+        model=model, logprobs=True,
+        messages=[{"role": "system", "content": PROMPTED_SYSTEM},
+                  {"role": "user", "content": task}])
+    content = completion.choices[0].message.content or ""
+    call = json.loads(content.removeprefix("```json").removesuffix("```"))
+    tokens = completion.choices[0].logprobs.content
+    return call, math.exp(sum(token.logprob for token in tokens))
+
+
+# The error model (agentdesk/llmsim/error_model.py) declares: on hedged tasks sim-small is
+# unsure (reliability 0.55) and never overlooks it; its token probability is that ± 0.04,
+# truncated at 2.5 sd; its self-report is overstated (0.82 ± 0.08). sim-large reports the
+# brain's confidence as is. (These replaced tests that asserted sim-small's self-report was
+# exactly 0.55 wherever its reading could fail: the simulator's old, never-wrong model.)
+UNSURE_CEILING = 0.55 + 2.5 * 0.04
+
+
 @pytest.mark.parametrize(
     "task",
     [
         "I think I want a refund for order 1042",
         "Refund order 1042, or something like that",
         "Not sure, maybe refund order 1042?",
-        "Refund order 1042 or 1043",
     ],
 )
-def test_small_tier_is_less_confident_on_ambiguous_tasks(client: OpenAI, task: str) -> None:
-    small = Chat(client, task, model="sim-small")
-    large = Chat(client, task, model="sim-large")
-    assert call_args(small.step())[1]["confidence"] == 0.55
-    assert call_args(large.step())[1]["confidence"] == 0.95
+def test_small_tier_is_less_sure_on_hedged_tasks(client: OpenAI, task: str) -> None:
+    small_call, small_p = prompted_first_turn(client, task, "sim-small")
+    large_call, large_p = prompted_first_turn(client, task, "sim-large")
+    assert small_call["tool"] == large_call["tool"] == "lookup_order"
+    assert small_p <= UNSURE_CEILING < 0.9 <= large_p
+    assert large_call["confidence"] == 0.95
+    assert 0.6 <= small_call["confidence"] <= 0.99  # the self-report still clusters high
+    assert call_args(Chat(client, task, model="sim-large").step())[1]["confidence"] == 0.95
 
 
-def test_small_tier_keeps_confidence_on_clear_tasks(client: OpenAI) -> None:
+def test_small_tier_stays_sure_on_clear_tasks(client: OpenAI) -> None:
     chat = Chat(client, "Refund order 1042, it never arrived.", model="sim-small")
     lookup = chat.step()
-    assert call_args(lookup)[1]["confidence"] == 0.95
+    assert call_args(lookup)[1]["confidence"] >= 0.78  # 0.95 overstated, minus 2.5 sd
     chat.tool_result(lookup, {"ok": True, "result": ORDER_1042})
-    assert call_args(chat.step())[1]["confidence"] == 0.9
+    assert call_args(chat.step())[1]["confidence"] >= 0.76
+    _, p = prompted_first_turn(client, "Refund order 1042, it never arrived.", "sim-small")
+    assert p >= 0.95 - 2.5 * 0.04
 
 
-def test_small_tier_lowers_final_answer_confidence_on_ambiguous_task(client: OpenAI) -> None:
+def test_small_tier_final_answer_tokens_are_unsure_on_hedged_task(client: OpenAI) -> None:
     chat = Chat(client, "Maybe check order 1042?", model="sim-small")
     lookup = chat.step()
     chat.tool_result(lookup, {"ok": True, "result": ORDER_1042})
-    assert decision(chat.step())["confidence"] == 0.55
+    completion = chat.step(logprobs=True)
+    assert decision(completion)["answer"].startswith("Order 1042 is delivered")
+    tokens = completion.choices[0].logprobs.content
+    assert math.exp(sum(token.logprob for token in tokens)) <= UNSURE_CEILING
 
 
 def test_unknown_agent_gets_the_generic_echo(client: OpenAI) -> None:

@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from agentdesk.runtime import tokens
-from agentdesk.runtime.llm import ModelReply, ToolCallRequest
+from agentdesk.runtime.llm import DETERMINISTIC, ModelReply, Sampling, TokenLogprob, ToolCallRequest
 from agentdesk.runtime.ports import LedgerEntry
 from agentdesk.runtime.profiles import ModelProfile
 from agentdesk.runtime.state import EscalationRequest, RunState, StepRecord
@@ -35,6 +36,7 @@ class ModelCall:
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]]
     max_tokens: int
+    sampling: Sampling = DETERMINISTIC
 
 
 Scripted = ModelReply | BaseException
@@ -79,9 +81,11 @@ class ScriptedModel:
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         max_tokens: int,
+        sampling: Sampling = DETERMINISTIC,
     ) -> ModelReply:
         model = profile.name
-        call = ModelCall(model, copy.deepcopy(messages), copy.deepcopy(tools), max_tokens)
+        call = ModelCall(model, copy.deepcopy(messages), copy.deepcopy(tools), max_tokens,
+                         sampling)
         self.calls.append(call)
         if self.on_call is not None:
             self.on_call(call)
@@ -104,6 +108,10 @@ class ScriptedModel:
 
     def last_messages(self) -> list[dict[str, Any]]:
         return self.calls[-1].messages
+
+    def samples(self) -> list[ModelCall]:
+        """The calls made at a sampling temperature (the agreement signal's)."""
+        return [c for c in self.calls if c.sampling.temperature is not None]
 
 
 def tool_call_reply(
@@ -175,6 +183,34 @@ def raw_reply(
         tokens_out=tokens_out,
         tokens_cached=tokens_cached,
     )
+
+
+def with_logprobs(reply: ModelReply, tokens: list[tuple[str, float]]) -> ModelReply:
+    """``reply`` carrying token log-probabilities: ``tokens`` are (token text, probability)
+    and, joined, are the content as generated. A reply with text content must be given
+    tokens that spell it (a prompted tool call's reply has none: its JSON is in them)."""
+    text = "".join(token for token, _ in tokens)
+    assert reply.content is None or reply.content == text, (reply.content, text)
+    logprobs = [TokenLogprob(token=token, logprob=math.log(p) if p > 0 else -9999.0,
+                             bytes=list(token.encode())) for token, p in tokens]
+    return dataclasses.replace(reply, logprobs=logprobs)
+
+
+def prompted_call_reply(
+    name: str, args: dict[str, Any], *, confidence: float = 0.9, call_id: str | None = None,
+    tool_probability: float = 1.0, args_probability: float = 1.0, other_probability: float = 0.5,
+) -> ModelReply:
+    """A tool call written as the prompted protocol's JSON, with logprobs: every token of
+    the tool's name has ``tool_probability``, every token of the arguments object
+    ``args_probability``, every other token (keys, punctuation, confidence)
+    ``other_probability``."""
+    arguments = json.dumps(args)
+    tokens = [('{"tool": ', other_probability), (f'"{name}"', tool_probability),
+              (', "arguments": ', other_probability)]
+    tokens += [(arguments[i:i + 4], args_probability) for i in range(0, len(arguments), 4)]
+    tokens += [(f', "confidence": {confidence}', other_probability), ("}", other_probability)]
+    reply = tool_call_reply(name, args, confidence=confidence, call_id=call_id)
+    return with_logprobs(reply, tokens)
 
 
 # -- store ---------------------------------------------------------------------------------

@@ -133,8 +133,10 @@ def test_prompted_tools_with_json_schema_allow_both_shapes(ask) -> None:
     assert set(schema["required"]) == {"tool", "arguments", "answer", "question", "confidence"}
     assert "## Tools (reply protocol)" in body["messages"][0]["content"]
     call = reply.tool_calls[0]
-    assert (call.name, json.loads(call.arguments)) == (
-        "lookup_order", {"order_id": "1077", "confidence": pytest.approx(0.95)})
+    arguments = json.loads(call.arguments)
+    # sim-small's self-report is noisy around its 0.95 (agentdesk/llmsim/error_model.py)
+    assert (call.name, arguments) == (
+        "lookup_order", {"order_id": "1077", "confidence": pytest.approx(0.95, abs=0.2)})
     again, _ = ask("sim-small:no-tools", "Where is order 1077?", tool_calling="prompted")
     assert again.tool_calls[0].id == call.id  # stable: derived from the conversation
 

@@ -1,8 +1,8 @@
 """Cues in a support message that a careful reader uses and a keyword reader trips over.
 
 Each detector is a plain function of the text. ``reading`` uses them to read a task the way
-a strong tier does; ``ambiguity`` uses the same functions to make a basic tier unsure
-exactly where its keyword reading would go wrong (so its confidence is calibrated).
+a strong tier does; ``ambiguity`` uses the same functions to call a task hard where a
+keyword reading can go wrong (what a tier then reports is the declared error model).
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ word under a negation is no request ("I don't want a refund, where is it?"), a q
 about how returns work is a policy question, with several order numbers it acts on the one
 the request is about (or asks which), and an explicit amount is a partial refund.
 
-Where the two readings can differ, ``ambiguity`` makes the basic tier unsure, so tiering
-sends that decision up to the strong tier.
+Where the two readings can differ, ``ambiguity`` calls the task hard; how often the basic
+tier notices that (and says it is unsure) is the declared error model (``error_model``).
 """
 
 from __future__ import annotations

@@ -14,17 +14,17 @@ call, so a conversation replayed to it always gets the same next step:
 8. otherwise -> summarise the order status.
 
 How the task is read (which order, refund or not, which amount) depends on the tier: see
-``reading``. A basic tier's confidence is calibrated by ``ambiguity``.
+``reading``. The confidences here are what each step deserves when the reading is right;
+what a tier *reports* (lowered where it notices a task is hard, overstated, noisy) is the
+simulator's declared error model, applied to the reply afterwards (``error_model``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from ..models import SimModel
-from .ambiguity import calibrate
 from .conversation import Conversation, ToolExchange
 from .cues import policy_topic
 from .reading import Intent, TaskReading, read_task
@@ -59,42 +59,39 @@ _REASON_RE = re.compile(r"\b(?:because|since|due to)\s+(?P<why>[^.!?]+)", re.IGN
 def reply(conversation: Conversation, model: SimModel) -> Reply:
     """The next step of the refund workflow for this conversation."""
 
-    def sure(confidence: float) -> float:
-        return calibrate(confidence, conversation.task, model)
-
     reading = read_task(conversation, model)
     order_id = reading.order_id
     if order_id is None:
         if reading.intent is Intent.POLICY:
             policy = policy_answer(conversation)
             if policy is not None:
-                return Decision.final(policy, sure(0.85))
-        return Decision.ask("Which order number is this about?", sure(0.3))
+                return Decision.final(policy, 0.85)
+        return Decision.ask("Which order number is this about?", 0.3)
 
     lookup = _latest_call(conversation, LOOKUP_TOOL, order_id)
     if lookup is None or lookup.result is None or _retry_failed_lookup(conversation, lookup):
-        return ToolCall(LOOKUP_TOOL, {"order_id": order_id, "confidence": sure(0.95)})
+        return ToolCall(LOOKUP_TOOL, {"order_id": order_id, "confidence": 0.95})
     if not lookup.result.ok:
         return Decision.ask(
             f"I could not look up order {order_id} ({lookup.result.error}). How should I proceed?",
-            sure(0.2),
+            0.2,
         )
     order: dict[str, Any] = lookup.result.result if isinstance(lookup.result.result, dict) else {}
 
     if reading.unclear_between:
         orders = " and ".join(reading.unclear_between)
-        return Decision.ask(f"You mention orders {orders}. Which one is this about?", sure(0.4))
+        return Decision.ask(f"You mention orders {orders}. Which one is this about?", 0.4)
 
     refunds = conversation.calls_to(REFUND_TOOL)
     if refunds:
-        return _refund_outcome(conversation, refunds[-1], order_id, order, sure)
+        return _refund_outcome(conversation, refunds[-1], order_id, order)
 
     if reading.intent is Intent.POLICY:
         policy = policy_answer(conversation) or ""
-        return Decision.final(f"{summarise(order_id, order)} {policy}".strip(), sure(0.85))
+        return Decision.final(f"{summarise(order_id, order)} {policy}".strip(), 0.85)
     if reading.intent is Intent.STATUS:
-        return Decision.final(summarise(order_id, order), sure(0.9))
-    return _refund(conversation, reading, order_id, order, sure)
+        return Decision.final(summarise(order_id, order), 0.9)
+    return _refund(conversation, reading, order_id, order)
 
 
 def _refund(
@@ -102,24 +99,23 @@ def _refund(
     reading: TaskReading,
     order_id: str,
     order: dict[str, Any],
-    sure: Callable[[float], float],
 ) -> Reply:
     veto = conversation.latest_operator
     if veto is not None and contains_phrase(veto.text, DO_NOT_REFUND_PHRASES):
         return Decision.final(
             f'Refund not issued for order {order_id}: the operator said "{veto.text}".',
-            sure(0.9),
+            0.9,
         )
     if str(order.get("status", "")).lower() in ALREADY_REFUNDED_STATUSES:
         return Decision.final(
             f"Order {order_id} was already refunded, so I did not issue another refund.",
-            sure(0.9),
+            0.9,
         )
     total = order.get("total")
     if not isinstance(total, int | float) or isinstance(total, bool):
         return Decision.ask(
             f"Order {order_id} has no total I can refund. What amount should I refund?",
-            sure(0.2),
+            0.2,
         )
     amount = float(total) if reading.amount is None else reading.amount
     if amount > float(total):
@@ -127,7 +123,7 @@ def _refund(
         return Decision.ask(
             f"The customer asks for more than the order total ({money}). How much should I "
             "refund?",
-            sure(0.3),
+            0.3,
         )
     return ToolCall(
         REFUND_TOOL,
@@ -135,7 +131,7 @@ def _refund(
             "order_id": order_id,
             "amount": amount,
             "reason": refund_reason(reading.intent_source or conversation.task),
-            "confidence": sure(0.9),
+            "confidence": 0.9,
         },
     )
 
@@ -193,13 +189,12 @@ def _refund_outcome(
     refund: ToolExchange,
     order_id: str,
     order: dict[str, Any],
-    sure: Callable[[float], float],
 ) -> Decision:
     result = refund.result
     if result is None:
         return Decision.ask(
             f"The refund for order {order_id} has no result yet. How should I proceed?",
-            sure(0.2),
+            0.2,
         )
     if result.ok:
         details = result.result if isinstance(result.result, dict) else {}
@@ -207,7 +202,7 @@ def _refund_outcome(
         money = format_money(float(amount), details.get("currency") or order.get("currency"))
         refund_id = details.get("refund_id") or details.get("id") or "unknown"
         return Decision.final(
-            f"Refund of {money} issued for order {order_id} (refund id {refund_id}).", sure(0.92)
+            f"Refund of {money} issued for order {order_id} (refund id {refund_id}).", 0.92
         )
     error = result.error or "unknown error"
     if "reject" in error.lower():
@@ -215,10 +210,10 @@ def _refund_outcome(
         return Decision.final(
             f"The refund for order {order_id} was not issued: "
             f'the operator rejected it ("{reason}").',
-            sure(0.9),
+            0.9,
         )
     return Decision.ask(
-        f"The refund for order {order_id} failed ({error}). How should I proceed?", sure(0.2)
+        f"The refund for order {order_id} failed ({error}). How should I proceed?", 0.2
     )
 
 
