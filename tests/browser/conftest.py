@@ -9,6 +9,7 @@ Chromium is Debian's, driven by Playwright.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,10 +79,14 @@ def login(live_app, chromium):
         context.close()
 
 
+TERMINAL = re.compile("succeeded|failed|aborted")
+
+
 @pytest.fixture
 def started(login) -> Iterator[list[int]]:
     """Run ids a test starts; afterwards every one still going is cancelled, so the next
     test (on the same app) starts from an inbox without them."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     runs: list[int] = []
@@ -90,6 +95,10 @@ def started(login) -> Iterator[list[int]]:
     for run_id in runs:
         page.goto(f"/runs/{run_id}/")
         if page.get_by_test_id("cancel-run").is_visible():
-            page.get_by_test_id("cancel-run").click()
+            try:
+                page.get_by_test_id("cancel-run").click(timeout=5000)
+            except PlaywrightTimeout:  # it ended meanwhile: the live summary hid the button
+                expect(page.get_by_test_id("run-status")).to_have_text(TERMINAL)
+                continue
             page.get_by_test_id("confirm-ok").click()  # cancelling asks first
             expect(page.get_by_test_id("run-actions")).to_contain_text("nothing to cancel")
