@@ -174,6 +174,13 @@ else:
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
 
+# --- agents --------------------------------------------------------------------------------
+# Comma-separated ``module:attribute`` paths, each an AgentSpec; installed packages add theirs
+# through the ``agentdesk.agents`` entry-point group (agentdesk/agents/registry.py). The
+# default is the shipped demo agent; set it to "" to run only entry-point agents.
+AGENTDESK_AGENTS = env.list("AGENTDESK_AGENTS",
+                            default=["agentdesk.agents.support_refunds.agent:AGENT"])
+
 # --- app limits ---------------------------------------------------------------------------
 MAX_INPUT_BYTES = env.int("AGENTDESK_MAX_INPUT_BYTES", default=256 * 1024)
 DEMO_PASSWORD = env("AGENTDESK_DEMO_PASSWORD", default="")

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils.html import format_html
 
+from agentdesk.agents import get_agent
 from agentdesk.runtime.llm import ModelError
 from agentdesk.runtime.options import RuleAction
 from agentdesk.runtime.rules import render_answer
@@ -157,8 +158,17 @@ class PolicyAdmin(AuditedAdmin):
 
 @admin.register(Agent)
 class AgentAdmin(AuditedAdmin):
-    list_display = ("slug", "name", "team", "policy", "enabled")
+    list_display = ("slug", "name", "team", "policy", "enabled", "implementation")
     list_filter = ("team", "enabled")
+    readonly_fields = ("implementation",)
+
+    @admin.display(description="implementation")
+    def implementation(self, obj: Agent) -> str:
+        """Whether code for the row's slug is installed (``agentdesk.agents``): a row
+        without it refuses submissions with ``agent_not_installed``."""
+        if obj is None or not obj.slug or get_agent(obj.slug) is None:
+            return "not installed — add its package or AGENTDESK_AGENTS"
+        return "installed"
 
 
 @admin.register(ModelProfile)

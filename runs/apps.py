@@ -1,4 +1,11 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+from django.core.signals import setting_changed
+
+from agentdesk.agents import AGENTS
+
+from . import checks as agent_checks
 
 
 class RunsConfig(AppConfig):
@@ -8,3 +15,7 @@ class RunsConfig(AppConfig):
     def ready(self) -> None:
         # Bind @shared_task to our Celery app before any task is sent.
         import agentdesk.celery  # noqa: F401
+
+        AGENTS.configure(settings.AGENTDESK_AGENTS)
+        checks.register(agent_checks.agents_load)
+        setting_changed.connect(agent_checks.follow_agent_setting)

@@ -81,6 +81,12 @@ class CallbackRefused(Invalid):
     code = "invalid_callback_url"
 
 
+class AgentNotInstalled(Invalid):
+    """An Agent row whose code is not installed (no AGENTDESK_AGENTS path or entry point)."""
+
+    code = "agent_not_installed"
+
+
 class ModelUnpriced(Invalid):
     """A run paused for an unpriced model cannot go on until an admin sets its price."""
 

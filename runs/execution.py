@@ -19,7 +19,7 @@ from agentdesk.agents import get_agent
 from agentdesk.runtime.gateway import OpenAIGateway
 from agentdesk.runtime.llm import ModelClient
 from agentdesk.runtime.loop import Engine
-from agentdesk.runtime.outcomes import Reason, RunStatus
+from agentdesk.runtime.outcomes import RunStatus
 from agentdesk.runtime.ports import LeaseLost
 from agentdesk.runtime.state import RunState, StepRecord
 
@@ -58,12 +58,12 @@ def advance(run_id: int) -> str:
     if run is None:
         return DONE  # finished, waiting for a human, or another worker holds it
     spec = get_agent(run.agent.slug)
+    if spec is None:  # its package was removed (or the setting changed) after it was queued
+        log.warning("agent not installed; failing the run", run_id=run_id, agent=run.agent.slug)
+        lifecycle.agent_missing(run_id, owner, run.agent.slug)
+        return DONE
     state = RunState.model_validate(run.state) if run.state else initial_state(run)
     store = DjangoRunStore(run, owner)
-    if spec is None:
-        state.status, state.reason = RunStatus.FAILED, Reason.TOOL_FAILED
-        store.commit(state)
-        return DONE
     structlog.contextvars.bind_contextvars(run_id=run_id, team=run.team.slug,
                                            agent=run.agent.slug)
     engine = Engine(

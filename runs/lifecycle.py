@@ -259,6 +259,17 @@ def crash(run_id: int, owner: str, exc: BaseException) -> Run | None:
                 action="run.crashed", fence=Q(lease_owner=owner))
 
 
+def agent_missing(run_id: int, owner: str, slug: str) -> Run | None:
+    """A queued run whose agent's code is no longer installed: end it
+    ``failed/agent_not_installed`` with a final step naming the agent, before any step runs.
+    Only the lease holder may; None if it no longer is."""
+    final = ClosingStep(StepKind.FINAL, RunStatus.FAILED.value,
+                        error=f"agent {slug!r} is not installed: add its package or its path "
+                              "to AGENTDESK_AGENTS")
+    return _end(run_id, [RunStatus.RUNNING], RunStatus.FAILED, Reason.AGENT_NOT_INSTALLED,
+                [final], action="run.failed", fence=Q(lease_owner=owner))
+
+
 def _end(
     run_id: int,
     leaving: Sequence[RunStatus],

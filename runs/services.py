@@ -20,6 +20,7 @@ from agentdesk.runtime.state import HumanInput, PolicySnapshot
 
 from . import audit, callback_urls, claims, enqueue, labels, lifecycle
 from .errors import (
+    AgentNotInstalled,
     AlreadyDecided,
     CallbackRefused,
     IdempotencyConflict,
@@ -40,7 +41,9 @@ def validate_input(agent: Agent, task_input: Any) -> dict[str, Any]:
         raise InputTooLarge(f"Input is {size} bytes; the limit is {settings.MAX_INPUT_BYTES}.")
     spec = get_agent(agent.slug)
     if spec is None:
-        raise NotFound(f"Agent {agent.slug!r} has no implementation installed.")
+        raise AgentNotInstalled(
+            f"Agent {agent.slug!r} has no implementation installed: add its package or its "
+            "path to AGENTDESK_AGENTS.")
     if not isinstance(task_input, dict):
         raise InputInvalid("Input must be a JSON object.")
     try:
@@ -62,8 +65,9 @@ def submit_run(
     *, team: Team, agent_slug: str, task_input: Any, user_id: int | None,
     idempotency_key: str = "", callback_url: str = "", api_key_id: int | None = None,
 ) -> Run:
-    """Create a run and enqueue it. Raises NotFound/InputInvalid/InputTooLarge, and
-    CallbackRefused for a callback URL webhooks must not go to (``runs.callback_urls``).
+    """Create a run and enqueue it. Raises NotFound, AgentNotInstalled (the row's code is not
+    installed), InputInvalid/InputTooLarge, and CallbackRefused for a callback URL webhooks
+    must not go to (``runs.callback_urls``).
 
     With an ``idempotency_key`` a repeated submission returns the team's earlier run with
     that key (``run.replayed`` is then True) if it asked for the same thing, and raises

@@ -62,6 +62,7 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal_error"
     INVALID_ARGUMENTS = "invalid_arguments"
     MODEL_UNPRICED = "model_unpriced"  # the catalogue has no price for it: it may not spend
+    AGENT_NOT_INSTALLED = "agent_not_installed"  # its code went away while the run was queued
 
 
 class StepKind(StrEnum):

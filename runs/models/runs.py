@@ -21,7 +21,7 @@ from .teams import Team
 
 
 class Agent(models.Model):
-    """A team's use of a shipped agent (``slug`` names its code in ``agentdesk.agents``)."""
+    """A team's use of an installed agent (``slug`` names its code: ``agentdesk.agents``)."""
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="agents")
     slug = models.SlugField()
