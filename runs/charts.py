@@ -138,17 +138,22 @@ def nice_max(value: float) -> float:
     return 10 * magnitude
 
 
+def _grid(plot_height: float, label: Callable[[float], str]) -> list[str]:
+    """Horizontal grid lines at 100 %, 50 % and 0 % of the plot, the upper two labelled."""
+    grid = []
+    for frac in (1.0, 0.5, 0.0):
+        y = TOP + plot_height * (1 - frac)
+        grid.append(f'<line x1="0" x2="100%" y1="{y}" y2="{y}" class="chart-grid"/>')
+        if frac:
+            grid.append(f'<text x="0" y="{y - 4}" class="chart-axis">{label(frac)}</text>')
+    return grid
+
+
 def _frame(categories: Sequence[str], plot: list[str], *, viewbox_width: float, top: float,
            label: str, fmt: Fmt, overlay: Sequence[str] = ()) -> SafeString:
     n = len(categories)
     height = TOP + PLOT_HEIGHT + BOTTOM
-    grid = []
-    for frac in (1.0, 0.5, 0.0):
-        y = TOP + PLOT_HEIGHT * (1 - frac)
-        grid.append(f'<line x1="0" x2="100%" y1="{y}" y2="{y}" class="chart-grid"/>')
-        if frac:
-            grid.append(f'<text x="0" y="{y - 4}" class="chart-axis">'
-                        f"{escape(fmt(top * frac))}</text>")
+    grid = _grid(PLOT_HEIGHT, lambda frac: escape(fmt(top * frac)))
     every = max(1, math.ceil(n / 7))
     ticks = []
     for i, name in enumerate(categories):
@@ -211,13 +216,7 @@ def reliability_diagram(bins: Sequence, *, label: str, suggested: float | None =
         y = TOP - 5 if name == "suggested" else TOP + 12
         overlay.append(f'<text x="{value * 100:.2f}%" dx="{dx}" y="{y}" text-anchor="{anchor}" '
                        f'class="chart-axis {css}-label">{name} {value:.2f}</text>')
-    grid = []
-    for frac in (1.0, 0.5, 0.0):
-        y = TOP + h * (1 - frac)
-        grid.append(f'<line x1="0" x2="100%" y1="{y}" y2="{y}" class="chart-grid"/>')
-        if frac:
-            grid.append(f'<text x="0" y="{y - 4}" class="chart-axis">accuracy '
-                        f'{frac * 100:.0f}%</text>')
+    grid = _grid(h, lambda frac: f"accuracy {frac * 100:.0f}%")
     base = TOP + h + 16
     ticks = [f'<text x="{x * 100:.0f}%" y="{base}" text-anchor="{anchor}" class="chart-axis">'
              f"{x:.1f}</text>"
