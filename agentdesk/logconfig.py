@@ -44,7 +44,12 @@ def configure(fmt: str = "json", level: str = "INFO") -> dict[str, Any]:
         "loggers": {
             "django.channels.server": {"level": "WARNING"},
             "httpx": {"level": "WARNING"},
+            # requests (apprise's notifications) logs each URL at DEBUG, tokens in the path
+            # included (runs.notifier): never below WARNING
+            "urllib3": {"level": "WARNING"},
             "httpx2": {"level": "WARNING"},
+            "mcp.client": {"level": "WARNING"},  # two INFO lines per MCP session
+            "axes": {"level": "WARNING"},  # an INFO line per start and per login
             "celery.worker.strategy": {"level": "WARNING"},
             "celery.app.trace": {"level": "WARNING"},
         },

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging.config
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 
-from agentdesk import logconfig
+from agentdesk import logconfig, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -24,7 +26,12 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("AGENTDESK_DATA_DIR", str(DATA_DIR))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="insecure-dev-key-change-me-in-production-0123456789")
+# Fails closed (agentdesk.secret_key): a known key is refused outside DEBUG; an unset one is
+# refused in the production topology (REDIS_URL) and generated once into DATA_DIR otherwise.
+SECRET_KEY, SECRET_KEY_SOURCE = secret_key.resolve(
+    env("DJANGO_SECRET_KEY", default=""), debug=DEBUG,
+    embedded=not env("REDIS_URL", default=""), data_dir=DATA_DIR,
+)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -39,6 +46,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "ninja",  # its own static Swagger UI: the API docs work offline
+    "csp",
+    "axes",
     "runs",
 ]
 
@@ -46,6 +55,7 @@ MIDDLEWARE = [
     "agentdesk.middleware.RequestIdMiddleware",
     "runs.api.middleware.ApiBoundaryMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -55,6 +65,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "runs.views.session.SessionExpiredMiddleware",  # a lost session: no login page in a card
+    "axes.middleware.AxesMiddleware",  # a locked-out log-in gets the lockout page
     "agentdesk.middleware.SyncChainEnd",  # last: the chain stays in one thread (see there)
 ]
 
@@ -160,6 +171,10 @@ CELERY_BEAT_SCHEDULE = {
     "expire-escalations": {"task": "runs.tasks.expire_escalations", "schedule": 15.0},
     # Webhook deliveries whose retry message was lost (or whose receiver was down) go again.
     "retry-webhooks": {"task": "runs.tasks.retry_webhooks", "schedule": 30.0},
+    # SLA (50 %/90 % of the time to decide) and team-budget (80 %/100 %) notifications.
+    "notify-thresholds": {"task": "runs.tasks.notify_thresholds", "schedule": 15.0},
+    # Notifications whose message was lost, or that wait for a retry or a rate-limit window.
+    "retry-notifications": {"task": "runs.tasks.retry_notifications", "schedule": 30.0},
 }
 
 # --- LLM -----------------------------------------------------------------------------------
@@ -180,9 +195,14 @@ LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=3)
 # default is the shipped demo agent; set it to "" to run only entry-point agents.
 AGENTDESK_AGENTS = env.list("AGENTDESK_AGENTS",
                             default=["agentdesk.agents.support_refunds.agent:AGENT"])
+# Programs an admin may start as stdio MCP servers (comma-separated names, e.g. "npx,uvx"):
+# a stdio server is a command run on every worker, so none is allowed unless listed here.
+MCP_STDIO_COMMANDS = env.list("AGENTDESK_MCP_STDIO_COMMANDS", default=[])
 
 # --- app limits ---------------------------------------------------------------------------
 MAX_INPUT_BYTES = env.int("AGENTDESK_MAX_INPUT_BYTES", default=256 * 1024)
+# A knowledge document (admin upload or package file) larger than this is refused.
+KNOWLEDGE_MAX_BYTES = env.int("AGENTDESK_KNOWLEDGE_MAX_BYTES", default=1024 * 1024)
 DEMO_PASSWORD = env("AGENTDESK_DEMO_PASSWORD", default="")
 CLAIM_TIMEOUT_SECONDS = env.int("AGENTDESK_CLAIM_TIMEOUT_SECONDS", default=300)
 
@@ -194,27 +214,99 @@ WEBHOOK_TIMEOUT_SECONDS = env.float("AGENTDESK_WEBHOOK_TIMEOUT_SECONDS", default
 WEBHOOK_MAX_ATTEMPTS = env.int("AGENTDESK_WEBHOOK_MAX_ATTEMPTS", default=15)
 WEBHOOK_BACKOFF_BASE_SECONDS = env.float("AGENTDESK_WEBHOOK_BACKOFF_BASE_SECONDS", default=2.0)
 WEBHOOK_BACKOFF_MAX_SECONDS = env.float("AGENTDESK_WEBHOOK_BACKOFF_MAX_SECONDS", default=3600.0)
+# After a team's webhook secret is rotated, the previous one still signs for this long.
+WEBHOOK_SECRET_GRACE_SECONDS = env.int("AGENTDESK_WEBHOOK_SECRET_GRACE_SECONDS", default=86400)
 # Callback hosts on loopback/private/link-local/... addresses are refused (SSRF guard,
 # runs.callback_urls) except on the embedded default and with DEBUG, where the receiver of
 # `make run` or a test is on this machine.
 WEBHOOK_ALLOW_PRIVATE_HOSTS = env.bool("WEBHOOK_ALLOW_PRIVATE_HOSTS", default=EMBEDDED or DEBUG)
+
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 OTEL_EXPORTER_OTLP_ENDPOINT = env("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
 
-# --- production hardening (``manage.py check --deploy`` is clean with these set) ----------
-if env.bool("DJANGO_SECURE", default=False):
+# --- notifications (runs.notifications, runs.notifier) --------------------------------------
+# Links in notifications point into the console here (the page still asks for a login).
+AGENTDESK_PUBLIC_URL = env("AGENTDESK_PUBLIC_URL", default="http://127.0.0.1:8000")
+# At most this many messages per target in a one-minute window; what does not fit goes out
+# as one digest (runs.notifier says exactly how).
+NOTIFICATION_RATE_PER_MINUTE = env.int("AGENTDESK_NOTIFICATION_RATE_PER_MINUTE", default=5)
+# A target's sender waits this long after a notification is written, so that what fires at
+# once is sent together.
+NOTIFICATION_BATCH_SECONDS = env.float("AGENTDESK_NOTIFICATION_BATCH_SECONDS", default=2.0)
+NOTIFICATION_TIMEOUT_SECONDS = env.float("AGENTDESK_NOTIFICATION_TIMEOUT_SECONDS", default=10.0)
+# ``email:`` targets go through Django's mail: EMAIL_URL, e.g. smtp+tls://user:pass@host:587
+# (django-environ's syntax); unset, mail is printed to the console.
+globals().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="AgentDesk <agentdesk@localhost>")
+
+# --- production hardening (``manage.py check --deploy`` is clean in the production topology)
+# HTTPS only — secure cookies, HTTPS redirect, HSTS — by default outside DEBUG in the
+# production topology (REDIS_URL); DJANGO_SECURE=false turns it off for a plain-HTTP run
+# (a local Postgres + Redis stack, the tests), =true turns it on for the embedded default.
+SECURE = env.bool("DJANGO_SECURE", default=not (DEBUG or EMBEDDED))
+BEHIND_PROXY = env.bool("DJANGO_BEHIND_PROXY", default=False)
+if SECURE:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=True)
     # Load balancers probe over plain HTTP.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
-    if env.bool("DJANGO_BEHIND_PROXY", default=False):
+    if BEHIND_PROXY:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=365 * 24 * 3600 if SECURE else 0)
 # With HSTS on, cover subdomains and allow preloading unless told otherwise.
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS",
                                           default=SECURE_HSTS_SECONDS > 0)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=SECURE_HSTS_SECONDS > 0)
+# Django's defaults, stated so a test holds them: no MIME sniffing, no framing, no referrer
+# across origins, a window of our own.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# Content-Security-Policy (django-csp): scripts only from our own static files — no inline
+# script, no eval (htmx's eval features are off in base.html's htmx-config) — and nothing
+# from other origins: model output or task input that slipped past escaping still could not
+# run. Style *attributes* are allowed (progress bars, chart swatches, Django admin's
+# widgets); style elements and sheets only from our static files.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],  # fetch/XHR and the websockets (ws:/wss: to this host)
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# Log-in throttling (django-axes): after AXES_FAILURE_LIMIT failed log-ins for one username
+# from one address, that pair is locked out for the cool-off (the login page says so, with
+# a 429); a success resets the count. An admin unlocks early in admin → Access attempts.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out pair
+    "django.contrib.auth.backends.ModelBackend",
+    # team admins' model permissions in Django admin, from their memberships (no group)
+    "runs.permissions.TeamAdminBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AGENTDESK_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AGENTDESK_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "runs.views.accounts.locked_out"
+AXES_DISABLE_ACCESS_LOG = True  # failures are what it counts; successes need no table
+if BEHIND_PROXY:  # the client's address is the proxy's X-Forwarded-For, not the proxy's own
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_COUNT = env.int("DJANGO_PROXY_COUNT", default=1)
 
 # --- auth, static, i18n ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -64,6 +65,10 @@ def _isolate(name: str, workdir: Path) -> None:
         "CHANNELS_PREFIX": token,
         "CACHE_PREFIX": token,  # no response cached by an earlier bench run is reused
     })
+    # a deployment's processes share one key (the production topology refuses to start
+    # without); they serve plain HTTP on this machine (that topology is HTTPS-only by default)
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("DJANGO_SECURE", "false")
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):  # always the simulator, never an API
         os.environ.pop(var, None)
 
@@ -237,14 +242,20 @@ def tidy(workdir: Path, database_url: str) -> None:
     """Drop the benchmark's database and files (``BENCH_KEEP=1`` keeps them to look at)."""
     if os.environ.get("BENCH_KEEP"):
         return
-    if database_url.startswith("postgres"):
-        import psycopg
-
-        name = urlparse(database_url).path.lstrip("/")
-        admin = urlunparse(urlparse(database_url)._replace(path="/postgres"))
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    tidy_database(database_url)
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+def tidy_database(database_url: str) -> None:
+    """Drop a benchmark's Postgres database (``BENCH_KEEP=1`` keeps it)."""
+    if os.environ.get("BENCH_KEEP") or not database_url.startswith("postgres"):
+        return
+    import psycopg
+
+    name = urlparse(database_url).path.lstrip("/")
+    admin = urlunparse(urlparse(database_url)._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def purge_queue(queue: str) -> None:

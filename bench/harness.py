@@ -20,14 +20,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import ratios
 from .report import Target, fmt
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).parent / "results"
+# ``BENCH_RESULTS_DIR`` writes elsewhere (trying a benchmark without touching the results).
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR") or Path(__file__).parent / "results")
 # Order: the quick in-process ones first, the load benchmarks (worker processes) last.
 BENCHMARKS = [
     "overhead",
     "storage",
+    "anchors_langgraph",
+    "retrieval",
     "tiering",
     "budget",
     "api_submit",
@@ -99,6 +103,8 @@ def machine() -> dict[str, str]:
         info["RAM"] = f"{pages / 2**30:.1f} GiB"
     except (ValueError, OSError):
         pass
+    info["Load average (1, 5, 15 min) at the end"] = ", ".join(
+        f"{x:.1f}" for x in os.getloadavg())
     if os.environ.get("DATABASE_URL", "").startswith("postgres"):
         try:
             import psycopg
@@ -108,6 +114,9 @@ def machine() -> dict[str, str]:
                 info["Postgres"] = conn.execute("SHOW server_version").fetchone()[0]
                 info["Postgres max_connections"] = conn.execute(
                     "SHOW max_connections").fetchone()[0]
+                info["Postgres fsync / synchronous_commit"] = " / ".join(
+                    conn.execute(f"SHOW {name}").fetchone()[0]
+                    for name in ("fsync", "synchronous_commit"))
         except Exception as exc:  # the report still says what it could not read
             info["Postgres"] = f"unknown ({exc.__class__.__name__})"
     if os.environ.get("REDIS_URL"):
@@ -142,6 +151,7 @@ def write_results(results: dict[str, dict[str, Any]], total_s: float) -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     json_path, md_path = RESULTS / "latest.json", RESULTS / "latest.md"
+    old = ratios.before(ROOT, json_path)
     full = set(results) == set(BENCHMARKS)
     metrics: dict[str, float] = {}
     sections: dict[str, str] = {}
@@ -152,6 +162,7 @@ def write_results(results: dict[str, dict[str, Any]], total_s: float) -> None:
     for name, result in results.items():
         metrics.update(result["metrics"])
         sections[name] = result["section"]
+    metrics.update(ratios.derived(metrics))
     json_path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
     rows = []
@@ -177,7 +188,8 @@ def write_results(results: dict[str, dict[str, Any]], total_s: float) -> None:
         f"**This invocation ran:** {ran}; {total_s:.0f} s in all."
         + ("" if full else " Other sections are from an earlier run."),
         "",
-        "## Summary",
+        *ratios.markdown(metrics, old),
+        "## Summary: every target",
         "",
         "| metric | value | target | | benchmark |",
         "|---|---|---|---|---|",

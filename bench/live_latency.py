@@ -36,8 +36,8 @@ from .report import Section, Target, percentile
 
 section = Section("Live console latency")
 TARGETS = {
-    "escalation_latency_p95_ms": Target("<=", 150.0, "ms"),
-    "decision_to_resume_p95_ms": Target("<=", 300.0, "ms"),
+    "escalation_latency_p95_ms": Target("<=", 100.0, "ms"),
+    "decision_to_resume_p95_ms": Target("<=", 200.0, "ms"),
 }
 RUNS = 200
 WATCHERS = 5

@@ -5,6 +5,9 @@ driven to their end (or escalation) with ``runs.execution.advance``, and the dat
 measured again. Postgres: ``pg_database_size`` — all tables, indexes and TOAST, including
 the row versions each checkpoint UPDATE leaves behind until autovacuum reclaims them.
 SQLite: the database file plus its WAL after a ``wal_checkpoint(TRUNCATE)``.
+
+Then ``bench.storage_growth``: scripted runs of ~5 and of ~50 steps on the same database,
+each phase on compacted tables — does a step cost more bytes in a longer run?
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import deploy, workload
+from . import deploy, storage_growth, workload
 from .report import Section, Target, fmt
 
 section = Section("Storage per step")
-TARGETS = {"storage_bytes_per_step": Target("<=", 4096, "bytes")}
+TARGETS = {
+    "storage_bytes_per_step": Target("<=", 2048, "bytes"),
+    "storage_growth_50_vs_5": Target("<=", 1.2, "(bytes/step of 50-step runs ÷ 5-step)"),
+}
 RUNS = 250
 THREADS = 4
 TABLES = ["runs_run", "runs_step", "runs_toolcall", "runs_escalation", "runs_teamdailyspend"]
@@ -90,14 +96,20 @@ def run() -> dict[str, float]:
         runs = Run.objects.count()
         state_bytes = _mean_state_bytes()
         compacted = _compacted()
+        short, long = storage_growth.measure(lambda: _size(env.database_url), _tables,
+                                             _compacted)
     finally:
         env.close()
     metrics = {
         "storage_bytes_per_step": round((after - before) / steps, 1),
         "storage_steps": steps,
+        "storage_bytes_per_step_5": round(short.bytes_per_step, 1),
+        "storage_bytes_per_step_50": round(long.bytes_per_step, 1),
+        "storage_growth_50_vs_5": round(long.bytes_per_step / short.bytes_per_step, 3),
     }
     _write_section(metrics, before, after, steps, runs, tables_before, tables_after, compacted,
                    state_bytes)
+    _write_growth(metrics, short, long)
     return metrics
 
 
@@ -122,6 +134,10 @@ def _write_section(metrics, before, after, steps, runs, tables_before, tables_af
           "(evaluation-set messages; answers, refunds, approvals, questions, unknown orders). "
           "**How:** " + (__doc__ or "").split("\n\n")[1].replace("\n", " "))
     why = {}
+    if not TARGETS["storage_growth_50_vs_5"].met(metrics["storage_growth_50_vs_5"]):
+        why["storage_growth_50_vs_5"] = (
+            "each checkpoint UPDATEs the run row with the whole state, transcript included: "
+            "a step writes (and leaves dead) a copy as long as the run so far — see below")
     if metrics["storage_bytes_per_step"] > TARGETS["storage_bytes_per_step"].value:
         grow = {t: tables_after[t] - tables_before[t] for t in TABLES}
         top = max(grow, key=grow.get)
@@ -141,3 +157,22 @@ def _write_section(metrics, before, after, steps, runs, tables_before, tables_af
           f"JSON, {fmt(state_bytes[0])} bytes as stored. Every step UPDATEs the run "
           "row with the whole state, so until (auto)vacuum reclaims them each step leaves a "
           "dead version of the row behind; the compacted column is the live data alone.")
+
+
+def _write_growth(metrics, short, long) -> None:
+    s = section
+    s.add("**Growth with the run's length** (`bench/storage_growth.py`): "
+          + (storage_growth.__doc__ or "").split("\n\n")[1].replace("\n", " "))
+    rows = []
+    for label, phase in (("~5 steps", short), ("~50 steps", long)):
+        top = max(phase.tables, key=phase.tables.get)
+        rows.append([label, phase.runs, phase.steps, f"{phase.steps / phase.runs:.1f}",
+                     phase.state_bytes, phase.grew, phase.bytes_per_step,
+                     f"{top} ({fmt(phase.tables[top] / phase.steps)} B/step)"])
+    s.table(["runs of", "runs", "steps", "steps per run", "final state JSON bytes (mean)",
+             "database growth bytes",
+             "bytes per step", "grew most"], rows)
+    s.add(f"`storage_growth_50_vs_5` = {fmt(metrics['storage_bytes_per_step_50'])} ÷ "
+          f"{fmt(metrics['storage_bytes_per_step_5'])} = "
+          f"**{metrics['storage_growth_50_vs_5']:.2f}** (target "
+          f"{TARGETS['storage_growth_50_vs_5']}).")

@@ -43,11 +43,12 @@ def make_team(slug: str, *, large_only: bool = False, daily_budget_usd: Decimal 
     """A team with the support agent, on the default tiered policy or a large-only copy."""
     from runs.models import Agent, Policy, Team
 
-    policy, _ = Policy.objects.get_or_create(name="support-default")
-    if large_only:
-        policy, _ = Policy.objects.get_or_create(
-            name="large-only", defaults={"small_model": "sim-large", "large_model": "sim-large"})
     team = Team.objects.create(slug=slug, name=slug, daily_budget_usd=daily_budget_usd)
+    policy = Policy.objects.get(name="support-default")  # the seeded one (team demo)
+    if large_only:  # policies belong to a team: the large-only one is this team's
+        policy, _ = Policy.objects.get_or_create(
+            team=team, name="large-only",
+            defaults={"small_model": "sim-large", "large_model": "sim-large"})
     Agent.objects.create(team=team, slug=AGENT, name="Support: refunds", policy=policy)
     return team
 

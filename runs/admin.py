@@ -1,22 +1,33 @@
-"""Admin: policies and agents are editable; run history is read-only."""
+"""Admin: teams, policies, models and keys are editable; run history is read-only.
+
+Agents, MCP servers and HTTP tools are in ``agent_admin``; knowledge documents in
+``knowledge_admin``; notification targets and deliveries in ``notification_admin``; the
+audited and read-only bases in ``admin_base``."""
 
 from __future__ import annotations
 
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
-from django.db import transaction
 from django.utils.html import format_html
 
-from agentdesk.agents import get_agent
 from agentdesk.runtime.llm import ModelError
 from agentdesk.runtime.options import RuleAction
 from agentdesk.runtime.rules import render_answer
 
-from . import api_keys, audit, callback_urls, probe, webhooks
+from . import (  # agent_admin and knowledge_admin register their pages when imported
+    agent_admin,  # noqa: F401
+    api_keys,
+    callback_urls,
+    knowledge_admin,  # noqa: F401
+    notification_admin,  # noqa: F401
+    probe,
+    webhooks,
+)
+from .admin_base import AuditedAdmin, ReadOnlyAdmin
 from .models import (
-    Agent,
     ApiKey,
     Escalation,
     Membership,
@@ -36,57 +47,6 @@ from .models.policies import agents_of, answer_placeholders
 SAMPLE_INPUT = {"message": "Where is my order 1077?"}
 
 
-class AuditedAdmin(admin.ModelAdmin):
-    """Every add, change and delete made here, inlines included, goes to the audit log of
-    the teams it concerns, with the fields before and after (``audit.record_change``), in
-    the admin's own transaction.
-
-    Admin hooks rather than model signals: they know who made the change, and they see
-    only what a person changed in admin — not the writes of services and seeding (which
-    record their own events where they matter, e.g. API keys created and revoked)."""
-
-    def save_model(self, request, obj, form, change) -> None:
-        old = type(obj)._default_manager.filter(pk=obj.pk).first() if change else None
-        super().save_model(request, obj, form, change)
-        audit.record_change(
-            obj=obj, verb="changed" if old else "created", actor=request.user,
-            before=audit.field_values(old) if old else {}, after=audit.field_values(obj),
-            team_ids=audit.teams_of(old) if old else set(),  # moved: the old team sees it too
-        )
-
-    def delete_model(self, request, obj) -> None:
-        pk, before, teams = obj.pk, audit.field_values(obj), audit.teams_of(obj)
-        super().delete_model(request, obj)
-        audit.record_change(obj=obj, verb="deleted", actor=request.user, before=before,
-                            after={}, target_id=pk, team_ids=teams)
-
-    def delete_queryset(self, request, queryset) -> None:
-        with transaction.atomic():
-            doomed = [(obj, obj.pk, audit.field_values(obj), audit.teams_of(obj))
-                      for obj in queryset]
-            super().delete_queryset(request, queryset)
-            for obj, pk, before, teams in doomed:
-                audit.record_change(obj=obj, verb="deleted", actor=request.user,
-                                    before=before, after={}, target_id=pk, team_ids=teams)
-
-    def save_formset(self, request, form, formset, change) -> None:
-        pks = [f.instance.pk for f in formset.initial_forms if f.instance.pk]
-        old = {o.pk: o for o in formset.model._default_manager.filter(pk__in=pks)}
-        doomed = [(f.instance, f.instance.pk) for f in formset.deleted_forms if f.instance.pk]
-        super().save_formset(request, form, formset, change)
-        for obj in formset.new_objects:
-            audit.record_change(obj=obj, verb="created", actor=request.user, before={},
-                                after=audit.field_values(obj))
-        for obj, _fields in formset.changed_objects:
-            audit.record_change(obj=obj, verb="changed", actor=request.user,
-                                before=audit.field_values(old[obj.pk]),
-                                after=audit.field_values(obj), team_ids=audit.teams_of(old[obj.pk]))
-        for obj, pk in doomed:
-            audit.record_change(obj=obj, verb="deleted", actor=request.user,
-                                before=audit.field_values(old.get(pk, obj)), after={},
-                                target_id=pk)
-
-
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
@@ -96,7 +56,7 @@ class TeamForm(forms.ModelForm):
     class Meta:
         model = Team
         fields = ["slug", "name", "daily_budget_usd", "max_running_runs", "callback_url",
-                  "webhook_secret"]
+                  "auto_assign", "auto_assign_active_minutes"]
 
     def clean_callback_url(self) -> str:
         """The team's default webhook gets the same check as a run's (``callback_urls``)."""
@@ -111,9 +71,43 @@ class TeamForm(forms.ModelForm):
 
 @admin.register(Team)
 class TeamAdmin(AuditedAdmin):
+    """A team's webhook secret is generated with it and shown in full once, in a message
+    (like an API key); afterwards only masked. "Rotate webhook secret" makes a new one,
+    shown once too, while the old one keeps signing for the grace period (``webhooks``)."""
+
     form = TeamForm
-    list_display = ("slug", "name", "daily_budget_usd", "max_running_runs")
+    list_display = ("slug", "name", "daily_budget_usd", "max_running_runs",
+                    "webhook_secret_masked")
+    readonly_fields = ("webhook_secret_masked", "webhook_secret_rotation")
     inlines = [MembershipInline]
+    actions = ["rotate_webhook_secret"]
+
+    @admin.display(description="Webhook secret")
+    def webhook_secret_masked(self, obj: Team | None) -> str:
+        return webhooks.masked(obj.webhook_secret) if obj and obj.pk else "(made on save)"
+
+    @admin.display(description="Last rotation")
+    def webhook_secret_rotation(self, obj: Team | None) -> str:
+        if obj is None or obj.webhook_secret_rotated_at is None:
+            return "—"
+        until = webhooks.signing_secrets(obj)
+        still = " (the previous secret still signs too)" if len(until) > 1 else ""
+        return f"{obj.webhook_secret_rotated_at:%Y-%m-%d %H:%M} UTC{still}"
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            messages.warning(request, f"Webhook secret for {obj}: {obj.webhook_secret} — copy "
+                                      "it now, it is not shown again in full.")
+
+    @admin.action(description="Rotate webhook secret", permissions=["change"])
+    def rotate_webhook_secret(self, request, queryset) -> None:
+        grace = settings.WEBHOOK_SECRET_GRACE_SECONDS
+        for team in queryset:
+            secret = webhooks.rotate_secret(team.pk, actor=request.user)
+            messages.warning(request, f"New webhook secret for {team}: {secret} — copy it now, "
+                                      "it is not shown again in full. The previous one still "
+                                      f"signs for {grace // 3600} h {grace % 3600 // 60} min.")
 
 
 class RuleInline(admin.StackedInline):
@@ -140,11 +134,15 @@ class RuleInline(admin.StackedInline):
 
 @admin.register(Policy)
 class PolicyAdmin(AuditedAdmin):
+    """A team's policy and its rules: its team admins edit them (``TeamScopedAdmin``)."""
+
     inlines = [RuleInline]
-    list_display = ("name", "max_steps", "max_tokens", "max_cost_usd", "confidence_threshold",
-                    "approval_amount_usd", "small_model", "large_model", "updated_at")
+    list_filter = ("team",)
+    list_display = ("name", "team", "max_steps", "max_tokens", "max_cost_usd",
+                    "confidence_threshold", "approval_amount_usd", "small_model", "large_model",
+                    "updated_at")
     fieldsets = [
-        (None, {"fields": ["name"]}),
+        (None, {"fields": ["team", "name"]}),
         ("Limits", {"fields": ["max_steps", "max_seconds", "max_tokens", "max_cost_usd",
                                "max_output_tokens"]}),
         ("Humans in the loop", {"fields": ["confidence_threshold", "approval_amount_usd",
@@ -154,21 +152,6 @@ class PolicyAdmin(AuditedAdmin):
         ("Models", {"fields": ["small_model", "large_model", "downgrade_after",
                                "cache_ttl_seconds"]}),
     ]
-
-
-@admin.register(Agent)
-class AgentAdmin(AuditedAdmin):
-    list_display = ("slug", "name", "team", "policy", "enabled", "implementation")
-    list_filter = ("team", "enabled")
-    readonly_fields = ("implementation",)
-
-    @admin.display(description="implementation")
-    def implementation(self, obj: Agent) -> str:
-        """Whether code for the row's slug is installed (``agentdesk.agents``): a row
-        without it refuses submissions with ``agent_not_installed``."""
-        if obj is None or not obj.slug or get_agent(obj.slug) is None:
-            return "not installed — add its package or AGENTDESK_AGENTS"
-        return "installed"
 
 
 @admin.register(ModelProfile)
@@ -202,19 +185,6 @@ class ModelProfileAdmin(admin.ModelAdmin):
                 continue
             level = messages.SUCCESS if outcome.usage_reported else messages.WARNING
             self.message_user(request, outcome.summary(), level)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """History is evidence: it can be browsed, never edited or deleted from admin."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class StepInline(admin.TabularInline):
@@ -260,7 +230,7 @@ class ToolCallAdmin(ReadOnlyAdmin):
 
 @admin.register(TeamDailySpend)
 class TeamDailySpendAdmin(ReadOnlyAdmin):
-    list_display = ("team", "day", "spent_usd", "reserved_usd")
+    list_display = ("team", "day", "spent_usd", "reserved_usd", "extra_usd")
     list_filter = ("team",)
 
 

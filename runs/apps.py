@@ -18,4 +18,5 @@ class RunsConfig(AppConfig):
 
         AGENTS.configure(settings.AGENTDESK_AGENTS)
         checks.register(agent_checks.agents_load)
+        checks.register(agent_checks.secret_key_set, checks.Tags.security, deploy=True)
         setting_changed.connect(agent_checks.follow_agent_setting)

@@ -23,6 +23,9 @@ ACTION_LABELS = {
     "escalation.claimed": "claimed",
     "escalation.released": "released",
     "escalation.claim_taken_over": "took over claim",
+    "escalation.assigned": "assigned",
+    "escalation.reassigned": "reassigned",
+    "escalation.unassigned": "unassigned",
     "run.submitted": "submitted run",
     "run.cancelled": "cancelled run",
     "run.aborted": "aborted run",
@@ -33,6 +36,8 @@ ACTION_LABELS = {
     "run.crashed": "run crashed",
     "run.reviewed": "reviewed run",
     "policy.threshold_applied": "applied calibrated threshold",
+    "team.budget_extended": "extended team budget for the day",
+    "team.webhook_secret_rotated": "rotated webhook secret",
     "api_key.created": "created API key",
     "api_key.revoked": "revoked API key",
     "api_key.deleted": "deleted API key",
@@ -51,6 +56,9 @@ ACTION_LABELS = {
     "membership.created": "added member",
     "membership.changed": "changed member role",
     "membership.deleted": "removed member",
+    "notification_target.created": "added notification target",
+    "notification_target.changed": "changed notification target",
+    "notification_target.deleted": "removed notification target",
 }
 
 
@@ -84,9 +92,10 @@ def actor_name(user=None, api_key_id: int | None = None) -> str:
 
 # Never copied into the log: the key's hash; a secret is shown only as set or changed.
 HIDDEN_FIELDS = {"id", "hashed_key", "updated_at", "created_at", "last_used_at"}
-SECRET_FIELDS = {"webhook_secret"}
+SECRET_FIELDS = {"webhook_secret", "webhook_secret_previous",
+                 "destination"}  # a notification target's URL (it carries tokens)
 # What a model's events are called (``apikey`` reads better as ``api_key``).
-TARGET_NAMES = {"apikey": "api_key"}
+TARGET_NAMES = {"apikey": "api_key", "notificationtarget": "notification_target"}
 
 
 def field_values(obj: models.Model) -> dict[str, Any]:
@@ -126,12 +135,15 @@ def changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str
 
 def teams_of(obj: models.Model) -> set[int]:
     """The teams whose audit log shows a change to ``obj``: a team itself, an object's own
-    team, and for a policy (and its rules) every team with an agent using it."""
+    team, and for a policy (and its rules) its team and every team with an agent using it."""
     if isinstance(obj, Team):
         return {obj.pk} if obj.pk else set()
     policy_id = obj.pk if isinstance(obj, Policy) else getattr(obj, "policy_id", None)
     if isinstance(obj, Policy | Rule):
-        return set(Agent.objects.filter(policy_id=policy_id).values_list("team_id", flat=True))
+        own = {obj.team_id} if isinstance(obj, Policy) and obj.team_id else set(
+            Policy.objects.filter(pk=policy_id).values_list("team_id", flat=True))
+        return own | set(Agent.objects.filter(policy_id=policy_id)
+                         .values_list("team_id", flat=True))
     team_id = getattr(obj, "team_id", None)
     return {team_id} if team_id else set()
 
@@ -150,8 +162,8 @@ def record_change(
     only the changed fields. ``target_id`` and ``team_ids`` are for an object already
     deleted (its pk is gone) or moved between teams (both teams see the move).
 
-    Nothing is written for a change of nothing, nor for an object of no team (a policy no
-    agent uses yet): the audit log is per team. That case is logged instead."""
+    Nothing is written for a change of nothing, nor for an object of no team (a model
+    profile): the audit log is per team. That case is logged instead."""
     diff = changed(before, after)
     if not diff["before"] and not diff["after"]:
         return []

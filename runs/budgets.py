@@ -1,58 +1,200 @@
 """The team's daily budget, shared by every worker: reserve before a call, settle after.
 
 The reservation is one conditional UPDATE — it only matches while
-``spent + reserved + amount <= budget`` — so concurrent runs of a team can never overshoot
-its budget, on Postgres (the UPDATE re-checks the row after taking its lock) and on SQLite
-(writes are serialised).
+``spent + reserved + amount <= budget + extra`` — so concurrent runs of a team can never
+overshoot its budget, on Postgres (the UPDATE re-checks the row after taking its lock) and
+on SQLite (writes are serialised). ``extra`` is what team admins added for that day
+(``extend_today``, after a ``team_budget`` escalation).
+
+**Who holds a reservation.** The run does: the same transaction that adds the amount to the
+team's row writes it on the run (``Run.reserved_usd``, ``reserved_on``), for the worker that
+holds the run's lease. So a reservation outlives a worker killed mid-call attributably, and
+is given back exactly once:
+
+- the lease holder's ``settle`` clears the run's hold only while it still holds the lease
+  (``WHERE lease_owner = me AND reserved_usd > 0``) and then gives the amount back; its real
+  cost is counted as spent either way — the provider billed it;
+- whoever takes the lease away (the reaper, a worker taking over an expired lease, a
+  cancel) calls ``release_held`` in that same transaction: it locks the run row, and gives
+  back whatever the run still holds. The dead call's cost is unknown and its step was never
+  recorded, so nothing is counted as spent: the team's spend stays the sum of its runs'
+  recorded costs.
+
+Both sides lock the run row first, then the team's row (no deadlock), and whichever comes
+second finds the hold already cleared (Postgres re-reads the row after the lock, SQLite runs
+them one after the other): a slow worker that settles after the reaper released its hold
+only adds its cost, and a reaper after a settle finds nothing to give back.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
+import structlog
 from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
-from .models import Team, TeamDailySpend
+from agentdesk.runtime.outcomes import RunStatus
+from agentdesk.runtime.ports import LeaseLost
+
+from . import audit, permissions
+from .models import Escalation, Run, Team, TeamDailySpend
+
+log = structlog.get_logger(__name__)
+ZERO = Decimal("0")
+
+
+class _OverBudget(Exception):
+    """Internal: the team's row refused the amount; the run's side of the hold is undone."""
+
+
+def _day_row(team_id: int, day: date) -> int:
+    """The pk of the team's row for ``day``, created on first use."""
+    pk = TeamDailySpend.objects.filter(team_id=team_id, day=day).values_list("pk", flat=True) \
+        .first()
+    if pk is not None:
+        return pk
+    try:
+        with transaction.atomic():
+            return TeamDailySpend.objects.create(team_id=team_id, day=day).pk
+    except IntegrityError:  # another worker created it first
+        return TeamDailySpend.objects.get(team_id=team_id, day=day).pk
 
 
 class DjangoTeamBudget:
-    def __init__(self, team_id: int) -> None:
-        self.team_id = team_id
-        self._row: tuple[object, int, Decimal | None] | None = None  # (day, pk, limit)
+    """The runtime's ``TeamBudget`` for one time slice of one run, by its lease holder."""
 
-    def _today_row(self) -> tuple[int, Decimal | None]:
+    def __init__(self, team_id: int, run_id: int, owner: str) -> None:
+        self.team_id = team_id
+        self.run_id = run_id
+        self.owner = owner
+        self._row: tuple[date, int, Decimal | None] | None = None  # (day, pk, limit)
+        self._held_row: int | None = None  # the row of the reservation out
+
+    def _today_row(self) -> tuple[date, int, Decimal | None]:
         """Today's row and the budget, looked up once per day per engine (one time slice),
         not twice per model call."""
         day = timezone.now().date()
-        if self._row is not None and self._row[0] == day:
-            return self._row[1], self._row[2]
-        team = Team.objects.only("daily_budget_usd").get(pk=self.team_id)
-        row = TeamDailySpend.objects.filter(team_id=self.team_id, day=day).only("pk").first()
-        if row is None:
-            try:
-                with transaction.atomic():
-                    row = TeamDailySpend.objects.create(team_id=self.team_id, day=day)
-            except IntegrityError:  # another worker created it first
-                row = TeamDailySpend.objects.get(team_id=self.team_id, day=day)
-        self._row = (day, row.pk, team.daily_budget_usd)
-        return row.pk, team.daily_budget_usd
+        if self._row is None or self._row[0] != day:
+            team = Team.objects.only("daily_budget_usd").get(pk=self.team_id)
+            self._row = (day, _day_row(self.team_id, day), team.daily_budget_usd)
+        return self._row
 
     def reserve(self, amount_usd: Decimal) -> bool:
-        pk, limit = self._today_row()
-        rows = TeamDailySpend.objects.filter(pk=pk)
-        if limit is not None:
-            rows = rows.filter(reserved_usd__lte=Value(limit - amount_usd) - F("spent_usd"))
-        return rows.update(reserved_usd=F("reserved_usd") + amount_usd) == 1
+        """Hold ``amount_usd`` on the team's row and on the run, in one transaction. Raises
+        LeaseLost when the run is no longer ours (nothing is held then)."""
+        day, pk, limit = self._today_row()
+        try:
+            with transaction.atomic():
+                ours = Run.objects.filter(
+                    pk=self.run_id, lease_owner=self.owner, status=RunStatus.RUNNING
+                ).update(reserved_usd=amount_usd, reserved_on=day)
+                if not ours:
+                    raise LeaseLost(f"run {self.run_id} is no longer ours")
+                rows = TeamDailySpend.objects.filter(pk=pk)
+                if limit is not None:
+                    rows = rows.filter(reserved_usd__lte=Value(limit - amount_usd)
+                                       + F("extra_usd") - F("spent_usd"))
+                if rows.update(reserved_usd=F("reserved_usd") + amount_usd) != 1:
+                    raise _OverBudget
+        except _OverBudget:
+            return False
+        self._held_row = pk
+        return True
 
     def settle(self, reserved_usd: Decimal, actual_usd: Decimal) -> None:
-        pk, _ = self._today_row()
-        TeamDailySpend.objects.filter(pk=pk).update(
-            reserved_usd=F("reserved_usd") - reserved_usd, spent_usd=F("spent_usd") + actual_usd
-        )
+        """Count the call's real cost, and give back its hold unless someone who took the
+        lease away has given it back already (then only the cost is counted)."""
+        pk = self._held_row if self._held_row is not None else self._today_row()[1]
+        with transaction.atomic():
+            ours = Run.objects.filter(
+                pk=self.run_id, lease_owner=self.owner, reserved_usd__gt=0
+            ).update(reserved_usd=ZERO, reserved_on=None)
+            change = {"spent_usd": F("spent_usd") + actual_usd}
+            if ours:
+                change["reserved_usd"] = F("reserved_usd") - reserved_usd
+            TeamDailySpend.objects.filter(pk=pk).update(**change)
+        if not ours and reserved_usd > 0:
+            log.warning("reservation released while the call ran; its cost counted",
+                        run_id=self.run_id, reserved_usd=str(reserved_usd),
+                        actual_usd=str(actual_usd))
+        self._held_row = None
+
+
+def release_held(run_id: int) -> Decimal:
+    """Give back the reservation a run holds (its worker died mid-call, or was fenced out).
+
+    Call it in the transaction that takes the run's lease away. Exactly once: the run row is
+    locked, and what is given back is cleared in the same transaction. Returns the amount.
+    """
+    with transaction.atomic():
+        held = (Run.objects.select_for_update().filter(pk=run_id, reserved_usd__gt=0)
+                .values_list("team_id", "reserved_on", "reserved_usd").first())
+        if held is None:
+            return ZERO
+        team_id, day, amount = held
+        Run.objects.filter(pk=run_id).update(reserved_usd=ZERO, reserved_on=None)
+        TeamDailySpend.objects.filter(team_id=team_id, day=day).update(
+            reserved_usd=F("reserved_usd") - amount)
+    log.info("released a dead call's reservation", run_id=run_id, reserved_usd=str(amount))
+    return amount
 
 
 def spent_today(team_id: int) -> Decimal:
     row = TeamDailySpend.objects.filter(team_id=team_id, day=timezone.now().date()).first()
     return row.spent_usd if row else Decimal("0")
+
+
+# -- extending the day's budget ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TeamDay:
+    """A team's budget for one day, as the escalation page shows it."""
+
+    day: date
+    budget_usd: Decimal | None  # the team's daily budget; None: unlimited
+    extra_usd: Decimal
+    spent_usd: Decimal
+    reserved_usd: Decimal
+
+    @property
+    def total_usd(self) -> Decimal | None:
+        return None if self.budget_usd is None else self.budget_usd + self.extra_usd
+
+
+def today(team: Team) -> TeamDay:
+    day = timezone.now().date()
+    row = TeamDailySpend.objects.filter(team=team, day=day).first()
+    return TeamDay(day=day, budget_usd=team.daily_budget_usd,
+                   extra_usd=row.extra_usd if row else ZERO,
+                   spent_usd=row.spent_usd if row else ZERO,
+                   reserved_usd=row.reserved_usd if row else ZERO)
+
+
+def may_extend(user, team_id: int) -> bool:
+    """Raising a team's budget is a team admin's power (or a superuser's), not an
+    operator's; an API key carries no role, so it never may."""
+    return user is not None and permissions.can(user, permissions.Action.EXTEND_BUDGET, team_id)
+
+
+def extend_today(*, esc: Escalation, amount_usd: Decimal, user) -> TeamDailySpend:
+    """Add ``amount_usd`` to the team's budget for today (UTC, as the spend is counted), and
+    audit who, how much and which day. Call inside the decision's transaction; the caller
+    checked ``may_extend``."""
+    day = timezone.now().date()
+    pk = _day_row(esc.team_id, day)
+    TeamDailySpend.objects.filter(pk=pk).update(extra_usd=F("extra_usd") + amount_usd)
+    row = TeamDailySpend.objects.select_related("team").get(pk=pk)
+    budget = row.team.daily_budget_usd
+    audit.record(
+        team_id=esc.team_id, action="team.budget_extended", target=row.team, actor=user,
+        detail={"amount_usd": str(amount_usd), "day": day.isoformat(),
+                "extra_usd": str(row.extra_usd),
+                "daily_budget_usd": None if budget is None else str(budget),
+                "escalation_id": esc.pk, "run_id": esc.run_id},
+    )
+    return row

@@ -7,8 +7,8 @@ threshold that would have kept confidently wrong actions under the target, with 
 and the escalation rate it implies. Below ``MIN_LABELS`` it suggests nothing and says how
 many more labels it needs.
 
-Who may apply a suggestion (``may_tune``): staff, or an admin of a team with an agent on the
-policy — the policy is shared by those teams, so an admin of any of them speaks for it.
+Who may apply a suggestion (``may_tune``): an admin of the policy's team, or a superuser
+(``runs.permissions``: a policy belongs to one team).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from django.http import Http404
 
 from agentdesk.runtime.calibration import Calibration, Label, calibrate
 
-from . import selectors
-from .models import Agent, ConfidenceLabel, Membership
+from . import permissions, selectors
+from .models import Agent, ConfidenceLabel, Policy
 
 MIN_LABELS = 50
 BINS = 10
@@ -98,7 +98,7 @@ def for_user(user) -> list[TierCalibration]:
     tunable = policies_tunable_by(user)
     return [
         TierCalibration(agent=agent, tier=tier, models=models, calibration=result,
-                        may_apply=user.is_staff or agent.policy_id in tunable)
+                        may_apply=agent.policy_id in tunable)
         for agent in agents for tier in tiers_of(agent)
         for result, models in [calibrate_tier(agent, tier)]
     ]
@@ -115,13 +115,11 @@ def one_for(user, agent_id: int, tier: str) -> TierCalibration:
 
 
 def policies_tunable_by(user) -> set[int]:
-    """The policies the user administers through a team admin membership."""
-    if not user.is_authenticated:
-        return set()
-    return set(Agent.objects.filter(
-        team__memberships__user=user, team__memberships__role=Membership.Role.ADMIN,
-    ).values_list("policy_id", flat=True))
+    """The policies of the teams the user administers (every policy for a superuser)."""
+    return set(permissions.scoped(Policy.objects.all(), user, permissions.Action.ADMINISTER)
+               .values_list("pk", flat=True))
 
 
 def may_tune(user, policy_id: int) -> bool:
-    return bool(user.is_authenticated and (user.is_staff or policy_id in policies_tunable_by(user)))
+    team_id = Policy.objects.filter(pk=policy_id).values_list("team_id", flat=True).first()
+    return permissions.can(user, permissions.Action.ADMINISTER, team_id)

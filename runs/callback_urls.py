@@ -1,4 +1,5 @@
-"""Where webhooks may go: http(s) URLs whose host resolves only to public addresses.
+"""Where webhooks (and HTTP tools) may go: http(s) URLs whose host resolves only to public
+addresses.
 
 A callback URL is chosen by whoever submits a run (or by an admin, as a team's default), and
 a worker inside the deployment POSTs to it: without a guard, a way to reach the cloud's
@@ -109,7 +110,12 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     return found
 
 
-def checked(host: str, addresses: list[IPAddress]) -> list[IPAddress]:
+WEBHOOKS = "callback host", "webhooks are only sent to public addresses"
+HTTP_TOOLS = "tool's host", "HTTP tools only call public addresses"
+
+
+def checked(host: str, addresses: list[IPAddress],
+            purpose: tuple[str, str] = WEBHOOKS) -> list[IPAddress]:
     """``addresses`` when every one is allowed; RefusedURL naming the first that is not."""
     if allow_private():
         return addresses
@@ -117,12 +123,11 @@ def checked(host: str, addresses: list[IPAddress]) -> list[IPAddress]:
         why = refusal(ip)
         if why:
             shown = f"{host} is" if host == str(ip) else f"{host} resolves to {ip},"
-            raise RefusedURL(f"The callback host {shown} {why}: webhooks are only sent to "
-                             "public addresses.")
+            raise RefusedURL(f"The {purpose[0]} {shown} {why}: {purpose[1]}.")
     return addresses
 
 
-def check(url: str) -> None:
+def check(url: str, purpose: tuple[str, str] = WEBHOOKS) -> None:
     """At submit time (API, services, admin): RefusedURL when webhooks must not go to
     ``url``. A name that does not resolve now passes; delivery checks it again."""
     scheme, host, port = parse(url)
@@ -132,10 +137,10 @@ def check(url: str) -> None:
         addresses = resolve(host, port)
     except OSError:
         return
-    checked(host, addresses)
+    checked(host, addresses, purpose)
 
 
-def destinations(url: str) -> list[Destination]:
+def destinations(url: str, purpose: tuple[str, str] = WEBHOOKS) -> list[Destination]:
     """At delivery time: resolve ``url``'s host once, check every address, and say where
     to send the request — to each address in turn, never to the name again.
 
@@ -143,7 +148,7 @@ def destinations(url: str) -> list[Destination]:
     transient failure, retried like a refused connection)."""
     scheme, host, port = parse(url)
     parts = urlsplit(url)
-    addresses = checked(host, resolve(host, port))
+    addresses = checked(host, resolve(host, port), purpose)
     userinfo = parts.netloc.rpartition("@")[0]
     host_header = parts.netloc.rpartition("@")[2]  # as the URL wrote it, port included
     out = []

@@ -20,7 +20,7 @@ from django.utils.timesince import timesince
 
 from agentdesk.runtime.outcomes import Reason
 
-from . import audit, fragments
+from . import audit, fragments, permissions
 from .errors import ClaimedByOther, NotFound, NotOpen
 from .events import publish_on_commit
 from .models import Escalation
@@ -99,7 +99,9 @@ class ClaimOutcome:
 
 
 def claim(*, escalation_id: int, user) -> ClaimOutcome:
-    """Claim an open escalation: unclaimed, renew one's own, or take over a stale claim."""
+    """Claim an open escalation: unclaimed, renew one's own, or take over a stale claim.
+    Forbidden for a user whose role in the team does not claim (a viewer)."""
+    _may_claim(user, escalation_id)
     now = timezone.now()
     with transaction.atomic():
         rows = Escalation.objects.filter(pk=escalation_id, status=Escalation.Status.OPEN)
@@ -129,6 +131,7 @@ def claim(*, escalation_id: int, user) -> ClaimOutcome:
 
 def release(*, escalation_id: int, user) -> ClaimOutcome:
     """Give a claim back. Only its holder can; releasing nothing is a no-op."""
+    _may_claim(user, escalation_id)
     with transaction.atomic():
         rows = Escalation.objects.filter(pk=escalation_id, status=Escalation.Status.OPEN)
         released = rows.filter(claimed_by=user).update(claimed_by=None, claimed_at=None)
@@ -141,6 +144,14 @@ def release(*, escalation_id: int, user) -> ClaimOutcome:
                      actor=user, detail={"run_id": esc.run_id})
         publish_on_commit(lambda: fragments.claim_changed(esc))
     return ClaimOutcome(escalation=esc, action="released")
+
+
+def _may_claim(user, escalation_id: int) -> None:
+    team_id = Escalation.objects.filter(pk=escalation_id).values_list("team_id", flat=True) \
+        .first()
+    if team_id is None:
+        raise NotFound("No such escalation.")
+    permissions.require(user, permissions.Action.CLAIM, team_id)
 
 
 def _current(escalation_id: int) -> Escalation:

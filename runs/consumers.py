@@ -2,14 +2,25 @@
 
 A user outside the run's team is refused on connect with the same close code as a missing
 run (4404), so a websocket leaks no more than a page does.
+
+Access is checked again on *every* group message, before it is sent: the session is read
+afresh (a logout, a password change or a deactivated user counts), then the user's teams
+(or the run's visibility). A member removed from a team hears nothing of it from the next
+message on: the consumer leaves the groups it lost, and closes (4404) when none is left.
+A check costs a few indexed queries per message and listener, which keeps it exact rather
+than "within N seconds".
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+
+from channels.auth import get_user
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
-from . import selectors
+from . import assignment, selectors
 from .events import run_group, team_group
 
 NOT_FOUND = 4404
@@ -40,7 +51,31 @@ class LiveConsumer(AsyncWebsocketConsumer):
         """Clients only listen; anything they send is ignored."""
 
     async def live_event(self, event: dict[str, str]) -> None:
-        await self.send(text_data=event["html"])
+        allowed = await self.still_allowed()
+        group = event.get("group")
+        if group in allowed or (group is None and allowed):  # None: a sender of old
+            await self.send(text_data=event["html"])
+
+    async def still_allowed(self) -> set[str]:
+        """The joined groups the user may still hear, as of now; leaves the others, and
+        closes the socket when none is left."""
+        user = await self.current_user()
+        now = set(await self.groups_for(user) or []) if user.is_authenticated else set()
+        kept = [g for g in self.groups_joined if g in now]
+        for group in set(self.groups_joined) - set(kept):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = kept
+        if not kept:
+            await self.close(code=NOT_FOUND)
+        return set(kept)
+
+    async def current_user(self):
+        """The session's user now, not at connect: the session is read again from its
+        store (the scope's copy is cached), then checked as at connect (auth hash)."""
+        session = self.scope.get("session")
+        store = import_module(settings.SESSION_ENGINE).SessionStore(
+            session.session_key if session is not None else None)
+        return await get_user({**self.scope, "session": store})
 
     async def groups_for(self, user) -> list[str] | None:
         raise NotImplementedError
@@ -49,6 +84,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 class InboxConsumer(LiveConsumer):
     @database_sync_to_async
     def groups_for(self, user) -> list[str] | None:
+        assignment.touch(user)  # an inbox open counts as active (round-robin assignment)
         return [team_group(team_id) for team_id in selectors.team_ids_for(user)]
 
 

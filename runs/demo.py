@@ -12,6 +12,7 @@ from django.db import transaction
 from agentdesk.agents import AGENTS
 from agentdesk.llmsim.models import MODELS as SIM_MODELS
 
+from . import knowledge
 from .models import Agent, Membership, ModelProfile, Policy, Team
 
 # OpenAI's list prices (USD per 1M tokens: input, cached input, output), standard tier.
@@ -54,13 +55,14 @@ def seed_demo(password: str = "") -> DemoLogins:
     password = password or secrets.token_urlsafe(9)
     seed_models()
     team, _ = Team.objects.get_or_create(slug="demo", defaults={"name": "Demo team"})
-    policy, _ = Policy.objects.get_or_create(name="support-default")
+    policy, _ = Policy.objects.get_or_create(team=team, name="support-default")
     for spec in AGENTS.values():
-        Agent.objects.update_or_create(
+        agent, _ = Agent.objects.update_or_create(
             team=team, slug=spec.slug,
-            defaults={"name": spec.name, "input_schema": spec.input_model.model_json_schema(),
+            defaults={"name": spec.name, "input_schema": spec.input_json_schema(),
                       "policy": policy},
         )
+        knowledge.sync_folder(agent, spec.knowledge_dir)  # the documents its package ships
     users = get_user_model()
     for username, role, staff in (("operator", "operator", False), ("admin", "admin", True)):
         user, _ = users.objects.get_or_create(username=username)

@@ -13,6 +13,7 @@ from agentdesk.celery import app
 
 ADVANCE_RUN = "runs.tasks.advance_run"
 DELIVER_WEBHOOK = "runs.tasks.deliver_webhook"
+DELIVER_NOTIFICATIONS = "runs.tasks.deliver_notifications"
 
 
 def advance_run(run_id: int) -> None:
@@ -27,3 +28,8 @@ def advance_run_on_commit(run_id: int) -> None:
 
 def deliver_webhook(delivery_id: int, countdown: float | None = None) -> None:
     app.send_task(DELIVER_WEBHOOK, args=(delivery_id,), countdown=countdown)
+
+
+def deliver_notifications(target_id: int, countdown: float | None = None) -> None:
+    """Ask a worker to send a notification target's due messages (``runs.notifier``)."""
+    app.send_task(DELIVER_NOTIFICATIONS, args=(target_id,), countdown=countdown or None)

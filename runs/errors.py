@@ -97,6 +97,18 @@ class InputTooLarge(AppError):
     code, status = "too_large", 413
 
 
+class DocumentRejected(Invalid):
+    """A knowledge document that cannot be indexed: its type, binary content, no text."""
+
+    code = "invalid_document"
+
+
+class DocumentTooLarge(InputTooLarge):
+    """A knowledge document over ``KNOWLEDGE_MAX_BYTES``."""
+
+    code = "document_too_large"
+
+
 class RateLimited(AppError):
     code, status = "rate_limited", 429
 

@@ -51,7 +51,8 @@ class LiveEvent:
     html: str
 
     def message(self) -> dict[str, str]:
-        return {"type": "live.event", "kind": self.kind, "html": self.html}
+        # the group goes along: each consumer re-checks its user may still hear it
+        return {"type": "live.event", "kind": self.kind, "html": self.html, "group": self.group}
 
 
 def publish_on_commit(build: Callable[[], list[LiveEvent]]) -> None:

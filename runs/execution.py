@@ -15,7 +15,6 @@ import structlog
 from django.conf import settings
 from django.db import DatabaseError
 
-from agentdesk.agents import get_agent
 from agentdesk.runtime.gateway import OpenAIGateway
 from agentdesk.runtime.llm import ModelClient
 from agentdesk.runtime.loop import Engine
@@ -23,10 +22,11 @@ from agentdesk.runtime.outcomes import RunStatus
 from agentdesk.runtime.ports import LeaseLost
 from agentdesk.runtime.state import RunState, StepRecord
 
-from . import lifecycle
+from . import agent_specs, lifecycle
 from .adapters import DjangoRunStore
 from .breakers import breaker_store
 from .budgets import DjangoTeamBudget
+from .knowledge import knowledge_for
 from .models import Run
 from .response_cache import DjangoResponseCache
 from .tracing import traced
@@ -57,7 +57,8 @@ def advance(run_id: int) -> str:
     run = lifecycle.start(run_id, owner)
     if run is None:
         return DONE  # finished, waiting for a human, or another worker holds it
-    spec = get_agent(run.agent.slug)
+    agent_specs.refresh_sources(run.agent)
+    spec = agent_specs.spec_for(run.agent)
     if spec is None:  # its package was removed (or the setting changed) after it was queued
         log.warning("agent not installed; failing the run", run_id=run_id, agent=run.agent.slug)
         lifecycle.agent_missing(run_id, owner, run.agent.slug)
@@ -71,10 +72,11 @@ def advance(run_id: int) -> str:
         policy=run.policy,
         model=gateway(settings.LLM_BASE_URL, settings.LLM_API_KEY),
         store=store,
-        team_budget=DjangoTeamBudget(run.team_id),
-        cache=DjangoResponseCache(),
+        team_budget=DjangoTeamBudget(run.team_id, run.pk, owner),
+        cache=DjangoResponseCache(run.team_id),
         on_step=log_step,
         breaker=breaker_store(),
+        knowledge=knowledge_for(run.agent, spec.knowledge_dir),
     )
     try:
         state = engine.advance(state, slice_seconds=settings.RUN_SLICE_SECONDS)

@@ -14,7 +14,7 @@ from .models import Agent
 from .selectors import InboxFilters, RunFilters
 
 EDIT_APPROVE = "edit_approve"
-BUDGET_FIELDS = ("max_steps", "max_seconds", "max_tokens", "max_cost_usd")
+BUDGET_FIELDS = ("max_steps", "max_seconds", "max_tokens", "max_cost_usd", "team_budget_usd")
 
 
 class NewRunForm(forms.Form):
@@ -56,6 +56,9 @@ class DecisionForm(forms.Form):
     max_seconds = forms.FloatField(required=False, min_value=1)
     max_tokens = forms.IntegerField(required=False, min_value=1)
     max_cost_usd = forms.DecimalField(required=False, min_value=0, decimal_places=4)
+    # a team_budget escalation: USD a team admin adds to the team's budget for today
+    team_budget_usd = forms.DecimalField(required=False, min_value=0, decimal_places=4,
+                                         max_digits=12)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -40,9 +40,11 @@ def escalation_closed(esc: Escalation) -> list[LiveEvent]:
         "runs/escalation_detail.html#decision-status", {"esc": esc, "oob": True}
     )
     claim = render_to_string("runs/escalation_detail.html#claim-sync", {"esc": esc})
+    assigned = render_to_string("runs/assignment.html#assign-sync", {"esc": esc})
     return [
         inbox_changed(esc, "escalation.closed", extra_html=row),
-        LiveEvent(group=run_group(esc.run_id), kind="escalation.closed", html=status + claim),
+        LiveEvent(group=run_group(esc.run_id), kind="escalation.closed",
+                  html=status + claim + assigned),
     ]
 
 
@@ -52,4 +54,13 @@ def claim_changed(esc: Escalation) -> list[LiveEvent]:
     return [
         inbox_changed(esc, "escalation.claimed"),
         LiveEvent(group=run_group(esc.run_id), kind="escalation.claimed", html=claim),
+    ]
+
+
+def assignment_changed(esc: Escalation) -> list[LiveEvent]:
+    """Like claims, an assignment reads differently per viewer ("you"): pages re-fetch."""
+    box = render_to_string("runs/assignment.html#assign-sync", {"esc": esc})
+    return [
+        inbox_changed(esc, "escalation.assigned"),
+        LiveEvent(group=run_group(esc.run_id), kind="escalation.assigned", html=box),
     ]

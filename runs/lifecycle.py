@@ -9,8 +9,13 @@ transaction this module alone writes what a change owes the world:
 - for a pause or an ending: the webhook outbox row (``runs.webhooks``), the audit event,
   the escalations it opens or closes, and — after commit — the hand-off of the team's
   freed running slot (``runs.capacity``);
+- for an escalation opened: its round-robin assignee (``runs.assignment``) and the
+  notification outbox rows (``runs.notifications``: new escalation, and a team budget used
+  up); for a run that failed, the notification rows of the failure;
 - the live event for the run and inbox pages (``runs.events``, published after commit);
-- for a run the engine ends succeeded: whether it joins the review sample (``runs.labels``).
+- for a run the engine ends succeeded: whether it joins the review sample (``runs.labels``);
+- when it takes the lease from a worker (an expired lease taken over, a cancel): the
+  team-budget reservation that worker still held, given back once (``runs.budgets``).
 
 The paths: ``start``/``release`` (a worker's lease), ``checkpoint`` (the engine after every
 step: running on, paused for a human, or ended), ``resume`` (a decision), and the endings
@@ -41,7 +46,17 @@ from agentdesk.runtime.state import (
     StepRecord,
 )
 
-from . import audit, capacity, enqueue, fragments, labels, webhooks
+from . import (
+    assignment,
+    audit,
+    budgets,
+    capacity,
+    enqueue,
+    fragments,
+    labels,
+    notifications,
+    webhooks,
+)
 from .claims import priority_for
 from .errors import RunFinished, RunNotWaiting
 from .events import LiveEvent, publish_on_commit
@@ -80,6 +95,8 @@ def start(run_id: int, owner: str) -> Run | None:
             .update(lease_owner=owner, status=RunStatus.RUNNING,
                     lease_expires_at=now + timedelta(seconds=settings.RUN_LEASE_SECONDS))
         )
+        if taken:  # an expired lease taken over: its dead holder's reservation goes back
+            budgets.release_held(run_id)
     if not taken:
         return None
     return Run.objects.select_related("agent", "team").get(pk=run_id)
@@ -132,6 +149,11 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
             setattr(run, name, value)
         row = _save_step(run, step) if step is not None else None
         opened = _open_escalation(run, escalation, step, now) if escalation else None
+        if opened is not None:  # whose it is, then who hears of it (it names the assignee)
+            assignment.auto_assign(opened, now)
+            notifications.escalation_opened(opened, run)
+            if opened.reason == Reason.TEAM_BUDGET:
+                notifications.team_budget_stopped(run)
         if status != RunStatus.RUNNING:
             _stopped(run, f"run.{status.value}", detail={"step": state.step_count - 1})
         if status == RunStatus.SUCCEEDED:  # the agent's own ending: maybe one to review
@@ -299,6 +321,7 @@ def _end(
             .update(**fields)
         if not moved:
             return None
+        budgets.release_held(run_id)  # a cancel takes the lease from a call in flight
         run = Run.objects.select_related("team", "agent").get(pk=run_id)
         first = run.step_count - len(steps)
         rows = [Step.objects.create(run=run, index=first + i, kind=s.kind, name=s.name,
@@ -324,8 +347,11 @@ def _end(
 def _stopped(run: Run, action: str, *, user=None, api_key_id: int | None = None,
              detail: dict[str, Any] | None = None) -> None:
     """What every pause and ending owes, inside its transaction: the webhook outbox row,
-    the audit event, and (after commit) the team's freed running slot to a queued run."""
+    the notification outbox rows of a failure, the audit event, and (after commit) the
+    team's freed running slot to a queued run."""
     webhooks.record_status_change(run)
+    if run.status == RunStatus.FAILED:
+        notifications.run_failed(run)
     audit.record(team_id=run.team_id, action=action, target=run, actor=user,
                  api_key_id=api_key_id,
                  detail={"status": run.status, "reason": run.reason, **(detail or {})})

@@ -1,5 +1,5 @@
-"""Periodic upkeep (celery beat): bring back runs whose worker died, and enforce the
-human-wait deadline of escalations."""
+"""Periodic upkeep (celery beat): bring back runs whose worker died (giving back the budget
+their dead calls held), and enforce the human-wait deadline of escalations."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from agentdesk.runtime.outcomes import RunStatus
 
-from . import enqueue, lifecycle
+from . import budgets, enqueue, lifecycle, notifications
 from .models import Escalation, Run
 
 log = logging.getLogger(__name__)
@@ -34,12 +34,19 @@ def runs_to_reap(now=None) -> list[int]:
 
 def reap_runs() -> int:
     """Re-enqueue stuck runs. Their expired lease is cleared and ``updated_at`` bumped, so
-    the next tick leaves them alone while the new message waits in the queue."""
+    the next tick leaves them alone while the new message waits in the queue; in the same
+    transaction, the team-budget reservation the dead worker held for its call in flight is
+    given back (once: ``budgets.release_held``), so its team is not blocked by it."""
     now = timezone.now()
     ids = runs_to_reap(now)
-    Run.objects.filter(pk__in=ids, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).filter(
-        Q(lease_expires_at__lt=now) | Q(lease_owner="")
-    ).update(lease_owner="", lease_expires_at=None, updated_at=now)
+    for run_id in ids:
+        with transaction.atomic():
+            cleared = Run.objects.filter(
+                Q(lease_expires_at__lt=now) | Q(lease_owner=""),
+                pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING],
+            ).update(lease_owner="", lease_expires_at=None, updated_at=now)
+            if cleared:
+                budgets.release_held(run_id)
     for run_id in ids:
         enqueue.advance_run(run_id)
     if ids:
@@ -68,3 +75,10 @@ def _expire(esc_id: int, now) -> int:
         esc = Escalation.objects.select_related("run").get(pk=esc_id)
         lifecycle.expire(esc.run, expired=esc)
         return 1
+
+
+def notify_thresholds(now=None) -> int:
+    """Notifications no status change carries: SLA warnings (50 % / 90 % of an open
+    escalation's time to decide gone) and the team budget at 80 % / 100 %."""
+    now = now or timezone.now()
+    return notifications.check_deadlines(now) + notifications.check_budgets(now)

@@ -10,7 +10,9 @@ The one thing counted in memory is API requests by method and status: that count
 process (each web process exposes its own; Prometheus sums them across targets) and starts
 from zero when the process restarts, as counters do.
 
-Set ``METRICS_TOKEN`` to require ``Authorization: Bearer <token>``.
+Totals of every team are no one team's business: scrapes need ``Authorization: Bearer
+<METRICS_TOKEN>``. Outside DEBUG, with no ``METRICS_TOKEN`` set, ``/metrics`` answers 403
+and says how to turn it on (fail closed); with DEBUG and no token it is open.
 """
 
 from __future__ import annotations
@@ -189,8 +191,15 @@ REGISTRY.register(DatabaseCollector())
 REGISTRY.register(RuntimeCollector())
 
 
+METRICS_OFF = ("/metrics is off: set METRICS_TOKEN (e.g. the output of python -c 'import "
+               "secrets; print(secrets.token_urlsafe(32))') and scrape with "
+               "'Authorization: Bearer <METRICS_TOKEN>'.\n")
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     token = settings.METRICS_TOKEN
+    if not token and not settings.DEBUG:
+        return HttpResponse(METRICS_OFF, status=403, content_type="text/plain")
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):

@@ -74,4 +74,6 @@ def escalation_out(esc: Escalation) -> dict[str, Any]:
         "decision": esc.decision, "decision_message": esc.decision_message,
         "decided_by": esc.decided_by.get_username() if esc.decided_by else None,
         "decided_at": _iso(esc.decided_at),
+        "assigned_to": esc.assigned_to.get_username() if esc.assigned_to else None,
+        "assigned_at": _iso(esc.assigned_at),
     }

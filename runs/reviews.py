@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from . import audit, labels
+from . import audit, labels, permissions
 from .errors import AlreadyDecided, Invalid, NotFound
 from .models import ReviewItem
 
@@ -19,11 +19,16 @@ VERDICTS = {"approve": ReviewItem.Status.APPROVED, "flag": ReviewItem.Status.FLA
 
 def review(*, item_id: int, user, verdict: str) -> ReviewItem:
     """Approve (the agent was right) or flag (it was wrong) a sampled run, once.
-    Raises Invalid for another verdict, NotFound, and AlreadyDecided for the loser of a race."""
+    Raises Invalid for another verdict, NotFound, Forbidden for a role that does not review
+    (a viewer), and AlreadyDecided for the loser of a race."""
     status = VERDICTS.get(verdict)
     if status is None:
         raise Invalid(f"Unknown verdict {verdict!r}: approve or flag.",
                       {"verdict": ["approve or flag"]})
+    team_id = ReviewItem.objects.filter(pk=item_id).values_list("team_id", flat=True).first()
+    if team_id is None:
+        raise NotFound("No such review item.")
+    permissions.require(user, permissions.Action.REVIEW, team_id)
     now = timezone.now()
     with transaction.atomic():
         won = ReviewItem.objects.filter(pk=item_id, status=ReviewItem.Status.PENDING).update(

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from agentdesk.runtime.outcomes import Reason, RunStatus
 
-from . import claims
+from . import claims, permissions
 from .models import Agent, AuditEvent, Escalation, ReviewItem, Run, Step, Team, ToolCall
 
 INBOX_PAGE_SIZE = 50
@@ -21,11 +21,8 @@ ESCALATION_REASONS = [r.value for r in Reason if r.value]
 
 
 def teams_for(user) -> QuerySet[Team]:
-    if not user.is_authenticated:
-        return Team.objects.none()
-    if user.is_superuser:
-        return Team.objects.all()
-    return Team.objects.filter(memberships__user=user)
+    """The teams whose console the user sees: every role sees (``runs.permissions``)."""
+    return permissions.teams_where(user, permissions.Action.VIEW)
 
 
 def team_ids_for(user) -> list[int]:
@@ -34,6 +31,13 @@ def team_ids_for(user) -> list[int]:
 
 def agents_for(user) -> QuerySet[Agent]:
     return Agent.objects.filter(team__in=teams_for(user), enabled=True).select_related("team")
+
+
+def agents_to_submit(user) -> QuerySet[Agent]:
+    """The agents the user may start runs of (not a viewer's teams')."""
+    return Agent.objects.filter(
+        team__in=permissions.teams_where(user, permissions.Action.SUBMIT), enabled=True,
+    ).select_related("team")
 
 
 def runs_for(user) -> QuerySet[Run]:
@@ -54,7 +58,7 @@ def steps_of(run: Run) -> QuerySet[Step]:
 def open_escalations_for(user) -> QuerySet[Escalation]:
     return (
         Escalation.objects.filter(team__in=teams_for(user), status=Escalation.Status.OPEN)
-        .select_related("run", "run__agent", "team", "claimed_by")
+        .select_related("run", "run__agent", "team", "claimed_by", "assigned_to")
         .order_by(*INBOX_ORDER)
     )
 
@@ -62,7 +66,8 @@ def open_escalations_for(user) -> QuerySet[Escalation]:
 def escalation_for(user, escalation_id: int) -> Escalation:
     esc = (
         Escalation.objects.filter(team__in=teams_for(user), pk=escalation_id)
-        .select_related("run", "run__agent", "run__team", "team", "decided_by", "claimed_by")
+        .select_related("run", "run__agent", "run__team", "team", "decided_by", "claimed_by",
+                        "assigned_to")
         .first()
     )
     if esc is None:
@@ -109,8 +114,9 @@ class InboxFilters:
 
 
 def claimed_q(choice: str, user) -> Q:
-    if choice == "mine":
-        return Q(claimed_by=user) & Q(claimed_at__gte=claims.stale_before())
+    if choice == "mine":  # held by me, or assigned to me (runs.assignment)
+        return Q(claimed_by=user) & Q(claimed_at__gte=claims.stale_before()) \
+            | Q(assigned_to=user)
     if choice == "unclaimed":  # nobody holds it (a stale claim counts as free)
         return Q(claimed_by__isnull=True) | Q(claimed_at__lt=claims.stale_before())
     return Q()
@@ -126,7 +132,7 @@ def _searched(user, q: str) -> QuerySet[Escalation]:
 def inbox_rows(user, filters: InboxFilters) -> QuerySet[Escalation]:
     return (
         _searched(user, filters.q).filter(filters.facet(user))
-        .select_related("run", "run__agent", "team", "claimed_by")
+        .select_related("run", "run__agent", "team", "claimed_by", "assigned_to")
         .order_by(*INBOX_ORDER)
     )
 

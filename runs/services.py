@@ -12,17 +12,28 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from pydantic import ValidationError as PydanticValidationError
 
-from agentdesk.agents import get_agent
+from agentdesk.runtime.agent import InputRejected
 from agentdesk.runtime.outcomes import Decision, Reason
 from agentdesk.runtime.state import HumanInput, PolicySnapshot
+from agentdesk.runtime.tools import ArgumentsInvalid
 
-from . import audit, callback_urls, claims, enqueue, labels, lifecycle
+from . import (
+    agent_specs,
+    audit,
+    budgets,
+    callback_urls,
+    claims,
+    enqueue,
+    labels,
+    lifecycle,
+    permissions,
+)
 from .errors import (
     AgentNotInstalled,
     AlreadyDecided,
     CallbackRefused,
+    Forbidden,
     IdempotencyConflict,
     InputInvalid,
     InputTooLarge,
@@ -30,7 +41,6 @@ from .errors import (
     ModelUnpriced,
     NotFound,
     RunNotWaiting,
-    fields_from,
 )
 from .models import Agent, AuditEvent, Escalation, ModelProfile, Run, Team
 
@@ -39,19 +49,18 @@ def validate_input(agent: Agent, task_input: Any) -> dict[str, Any]:
     size = len(json.dumps(task_input, default=str).encode())
     if size > settings.MAX_INPUT_BYTES:
         raise InputTooLarge(f"Input is {size} bytes; the limit is {settings.MAX_INPUT_BYTES}.")
-    spec = get_agent(agent.slug)
+    spec = agent_specs.spec_for(agent)
     if spec is None:
         raise AgentNotInstalled(
             f"Agent {agent.slug!r} has no implementation installed: add its package or its "
-            "path to AGENTDESK_AGENTS.")
+            "path to AGENTDESK_AGENTS, or give it instructions in admin to define it there.")
     if not isinstance(task_input, dict):
         raise InputInvalid("Input must be a JSON object.")
     try:
-        return spec.input_model.model_validate(task_input).model_dump()
-    except PydanticValidationError as exc:  # fields named as in a submission: input.<field>
-        raise InputInvalid("The input does not match the agent's schema.",
-                           fields_from(exc.errors(include_url=False), prefix="input.",
-                                       default="")) from None
+        return spec.validate_input(task_input)
+    except InputRejected as exc:  # fields named as in a submission: input.<field>
+        raise InputInvalid(str(exc), {f"input.{name}" if name else "input": msgs
+                                      for name, msgs in exc.fields.items()}) from None
 
 
 def request_hash(agent_slug: str, task_input: Any, callback_url: str = "") -> str:
@@ -133,7 +142,13 @@ def _replay(team: Team, idempotency_key: str, digest: str) -> Run | None:
 
 def cancel_run(*, run_id: int, user=None, api_key_id: int | None = None) -> Run:
     """Abort a run that has not ended (``aborted`` / ``aborted_by_operator``); its open
-    escalations close as cancelled. Raises RunFinished when it had ended."""
+    escalations close as cancelled. Raises RunFinished when it had ended, and Forbidden
+    for a user whose role in the run's team does not cancel (a viewer)."""
+    if user is not None:
+        team_id = Run.objects.filter(pk=run_id).values_list("team_id", flat=True).first()
+        if team_id is None:
+            raise NotFound("No such run.")
+        permissions.require(user, permissions.Action.CANCEL, team_id)
     return lifecycle.cancel(run_id, user=user, api_key_id=api_key_id)
 
 
@@ -169,8 +184,10 @@ def decide(
     Whatever a client sends is checked here: ``args`` (edit & approve) must be a JSON
     object that fits the proposed tool — ``None`` too is refused, never read as "approve
     as proposed"; approve needs something proposed (or a model that had no price: "go
-    on"); an extension must lift every limit the run ran into; a run that paused because its
-    model had no price goes on only once the catalogue prices it (``repriced_policy``).
+    on"); an extension must lift every limit the run ran into — for a ``team_budget``
+    bound, the team's budget for today, by a team admin (``team_extension``); a run that
+    paused because its model had no price goes on only once the catalogue prices it
+    (``repriced_policy``).
     """
     try:
         choice = Decision(decision)
@@ -187,6 +204,8 @@ def decide(
     pending = Escalation.objects.select_related("run").filter(pk=escalation_id).first()
     if pending is None:
         raise NotFound("No such escalation.")
+    if user is not None:  # an API key's scope was checked by the API (runs.api.auth)
+        permissions.require(user, permissions.Action.DECIDE, pending.team_id)
     unpriced = pending.reason == Reason.MODEL_UNPRICED
     if choice == Decision.APPROVE and not pending.proposed_tool and not unpriced:
         raise Invalid("Nothing is proposed here, so there is nothing to approve: reply with "
@@ -198,6 +217,9 @@ def decide(
         raise Invalid("Edited arguments go with approve.", {"args": ["Only with approve."]})
     else:
         args = validate_tool_args(pending, args)
+    team_extra = None
+    if choice == Decision.EXTEND_BUDGET:  # a team admin's amount for a team_budget bound
+        budget, team_extra = team_extension(pending, budget, user)
     extended = extended_policy(pending.run, budget) \
         if choice == Decision.EXTEND_BUDGET else None
     if unpriced and choice not in (Decision.ABORT, Decision.TAKE_OVER):  # the run calls again
@@ -220,7 +242,8 @@ def decide(
             action="escalation.decided", target=esc,
             detail={"decision": choice.value, "run_id": run.pk, "edited": args is not None,
                     "seconds_to_decision": round((now - esc.created_at).total_seconds(), 3),
-                    "reason": esc.reason},
+                    "reason": esc.reason,
+                    **({"team_budget_usd": str(team_extra)} if team_extra is not None else {})},
         )
         if choice == Decision.ABORT:
             run = lifecycle.abort(run, decided=esc, user=user, api_key_id=api_key_id)
@@ -228,6 +251,8 @@ def decide(
             human = HumanInput(decision=choice.value, message=message, args=args, result=result,
                                operator=audit.actor_name(user, api_key_id))
             lifecycle.resume(run, human, decided=esc, policy=extended)
+            if team_extra is not None:
+                budgets.extend_today(esc=esc, amount_usd=team_extra, user=user)
             labels.from_decision(esc, choice, wrong=lifecycle.overrides(human, esc), user=user)
     return DecisionOutcome(escalation=esc, run=run)
 
@@ -238,7 +263,46 @@ LIMIT_FIELDS = {"max_steps": int, "max_seconds": float, "max_tokens": int,
 RUN_LIMITS = (Reason.STEP_LIMIT, Reason.TIME_LIMIT, Reason.TOKEN_LIMIT, Reason.COST_LIMIT)
 LIMIT_HIT = {Reason.STEP_LIMIT: "max_steps", Reason.TIME_LIMIT: "max_seconds",
              Reason.TOKEN_LIMIT: "max_tokens", Reason.COST_LIMIT: "max_cost_usd",
-             Reason.TEAM_BUDGET: "max_cost_usd", Reason.LOOP_DETECTED: "max_steps"}
+             Reason.LOOP_DETECTED: "max_steps"}
+# A team_budget bound is the team's, not the run's: extending it adds this many USD to the
+# team's budget for the day (``budgets.extend_today``), which only a team admin may.
+TEAM_EXTRA = "team_budget_usd"
+TEAM_EXTRA_MAX = Decimal("1000000")
+
+
+def team_extension(esc: Escalation, budget: dict[str, Any] | None,
+                   user) -> tuple[dict[str, Any], Decimal | None]:
+    """Split an extension into the run's limits and the amount added to the team's budget
+    for today. A ``team_budget`` escalation needs that amount, from a team admin (or a
+    superuser): Forbidden for anyone else, API keys included. Other escalations refuse it."""
+    limits = dict(budget or {})
+    amount = limits.pop(TEAM_EXTRA, None)
+    if esc.reason != Reason.TEAM_BUDGET:
+        if amount is not None:
+            raise Invalid("Only a team_budget escalation extends the team's budget.",
+                          {TEAM_EXTRA: ["Only for a team_budget escalation."]})
+        return limits, None
+    if not budgets.may_extend(user, esc.team_id):
+        team = esc.team.name
+        raise Forbidden(
+            f"Only a team admin can raise {team}'s budget for the day; an API key cannot."
+            if user is None else
+            f"Only a team admin can raise {team}'s budget for the day. Ask one to extend it, "
+            "or abort the run.")
+    try:
+        number = Decimal(str(amount)) if amount not in (None, "") else None
+    except ArithmeticError:
+        raise Invalid("The amount to add is not a number.", {TEAM_EXTRA: ["Not a number."]}) \
+            from None
+    if number is None:
+        raise Invalid("Say how much to add to the team's budget for today.",
+                      {TEAM_EXTRA: ["Required: the USD to add to today's team budget."]})
+    if number.is_finite() and 0 < number < TEAM_EXTRA_MAX:
+        number = number.quantize(Decimal("0.00000001"))  # the column's places
+    if not number.is_finite() or not 0 < number < TEAM_EXTRA_MAX:
+        raise Invalid("The amount to add must be more than 0 and below 1,000,000 USD.",
+                      {TEAM_EXTRA: ["Must be more than 0 and below 1000000."]})
+    return limits, number
 
 
 def extended_policy(run: Run, budget: dict[str, Any] | None) -> PolicySnapshot:
@@ -308,17 +372,17 @@ def _used_up(run: Run, policy: PolicySnapshot, hit: str | None) -> dict[str, Any
 
 def validate_tool_args(esc: Escalation, args: Any) -> dict[str, Any]:
     """Edited arguments must fit the proposed tool's schema before they are accepted."""
-    spec = get_agent(esc.run.agent.slug)
+    spec = agent_specs.spec_for(esc.run.agent)
     tool = spec.tools.get(esc.proposed_tool) if spec else None
     if tool is None:
         raise Invalid("This escalation proposes no tool call to edit.")
     if not isinstance(args, dict):
         raise InputInvalid("Arguments must be a JSON object.", {"args": ["Not an object."]})
     try:
-        return tool.validate(args).model_dump(mode="json")
-    except PydanticValidationError as exc:
+        return tool.validate(args)
+    except ArgumentsInvalid as exc:
         raise InputInvalid(f"The arguments do not fit {tool.name}.",
-                           fields_from(exc.errors(include_url=False), default="args")) from None
+                           {name or "args": msgs for name, msgs in exc.fields.items()}) from None
 
 
 def _already_decided(esc: Escalation) -> AlreadyDecided | RunNotWaiting:

@@ -29,13 +29,13 @@ class Applied:
 
 def apply_suggested(*, user, agent_id: int, tier: str, seen: float) -> Applied:
     """Set the agent's policy ``confidence_threshold`` to the tier's suggested threshold.
-    ``seen`` is the suggestion the admin confirmed. Raises Forbidden (not a team admin of
-    the policy, nor staff), Invalid (no suggestion: too few labels, or already applied)
+    ``seen`` is the suggestion the admin confirmed. Raises Forbidden (not an admin of the
+    policy's team, nor a superuser), Invalid (no suggestion: too few labels, or already applied)
     and Conflict (the suggestion or the policy changed since the page was loaded)."""
     tuned = calibrations.one_for(user, agent_id, tier)
     policy = tuned.policy
     if not tuned.may_apply:
-        raise Forbidden("Only an admin of a team using this policy (or staff) may change its "
+        raise Forbidden("Only an admin of the policy's team (or a superuser) may change its "
                         "threshold.")
     suggestion = tuned.suggestion
     if suggestion is None:

@@ -1,11 +1,22 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from .views import audit, calibration, dashboard, escalations, inbox, pages, reviews, runs
+from .views import (
+    assignment,
+    audit,
+    calibration,
+    dashboard,
+    escalations,
+    inbox,
+    pages,
+    reviews,
+    runs,
+)
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/inbox/", permanent=False)),
     path("inbox/", inbox.inbox, name="inbox"),
+    path("inbox/bulk/", inbox.inbox_bulk, name="inbox_bulk"),
     path("escalations/<int:escalation_id>/", escalations.escalation_detail,
          name="escalation_detail"),
     path("escalations/<int:escalation_id>/decide/", escalations.escalation_decide,
@@ -14,6 +25,8 @@ urlpatterns = [
          name="escalation_claim"),
     path("escalations/<int:escalation_id>/release/", escalations.escalation_release,
          name="escalation_release"),
+    path("escalations/<int:escalation_id>/assign/", assignment.escalation_assign,
+         name="escalation_assign"),
     path("runs/", runs.run_list, name="run_list"),
     path("runs/new/", pages.run_new, name="run_new"),
     path("runs/<int:run_id>/", runs.run_detail, name="run_detail"),

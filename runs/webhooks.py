@@ -12,11 +12,17 @@ loopback, private, link-local or otherwise non-public address is refused when th
 submitted and again at each delivery, which then fails at once, not retried; requests go
 to the address checked, never to a second DNS answer (``runs.callback_urls``).
 
-Each request is signed: ``X-AgentDesk-Timestamp: <unix seconds>`` and
+Each request is signed, always: ``X-AgentDesk-Timestamp: <unix seconds>`` and
 ``X-AgentDesk-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the team's
-webhook_secret>``. Receivers check both with :func:`verify_signature`, which also rejects
-timestamps outside a replay window. ``X-AgentDesk-Delivery`` (stable across retries)
-lets a receiver drop duplicates: delivery is at least once.
+webhook_secret>``. Every team has a secret from its creation (shown in full once, in admin).
+Rotating it (:func:`rotate_secret`, an admin action) keeps the previous secret signing for
+``WEBHOOK_SECRET_GRACE_SECONDS``: meanwhile the header lists both signatures, comma-separated
+(``sha256=<new>, sha256=<old>``), so a receiver still on the old secret loses nothing.
+Receivers check with :func:`verify_signature`, which accepts a header where any entry
+matches and rejects timestamps outside a replay window. A team without a secret (only a
+hand-edited row could be) gets no unsigned delivery: the attempt fails and is retried.
+``X-AgentDesk-Delivery`` (stable across retries) lets a receiver drop duplicates: delivery
+is at least once.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import hmac
 import json
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -37,8 +43,9 @@ from django.utils import timezone
 
 from agentdesk.runtime.outcomes import RunStatus
 
-from . import callback_urls, enqueue
-from .models import Run, WebhookDelivery
+from . import audit, callback_urls, enqueue
+from .models import Run, Team, WebhookDelivery
+from .models.teams import new_webhook_secret
 from .representations import run_out
 
 log = logging.getLogger(__name__)
@@ -68,6 +75,8 @@ def verify_signature(
 ) -> bool:
     """True when ``signature`` signs ``body`` at ``timestamp`` with ``secret`` and the
     timestamp is within ``tolerance_s`` of now (older or future messages are replays).
+    During a secret rotation the header lists several comma-separated ``sha256=`` entries:
+    one matching ``secret`` is enough, so receivers on the old or the new secret both pass.
 
     Use the raw request body as received, before any JSON parsing::
 
@@ -81,7 +90,49 @@ def verify_signature(
     current = time.time() if now is None else now
     if abs(current - sent) > tolerance_s or not secret or not signature:
         return False
-    return hmac.compare_digest(sign(secret, sent, body), signature)
+    expected = sign(secret, sent, body)
+    # During a rotation the header carries one signature per valid secret: any may match.
+    return any(hmac.compare_digest(expected, entry.strip()) for entry in signature.split(","))
+
+
+def signing_secrets(team: Team, now: datetime | None = None) -> list[str]:
+    """The secrets a delivery is signed with: the team's, then the previous one while the
+    grace period after a rotation lasts."""
+    keys = [team.webhook_secret] if team.webhook_secret else []
+    rotated = team.webhook_secret_rotated_at
+    grace = timedelta(seconds=settings.WEBHOOK_SECRET_GRACE_SECONDS)
+    if (team.webhook_secret_previous and rotated is not None
+            and (now or timezone.now()) < rotated + grace):
+        keys.append(team.webhook_secret_previous)
+    return keys
+
+
+def signature_header(team: Team, timestamp: str | int, body: bytes) -> str:
+    """``X-AgentDesk-Signature``: one ``sha256=`` entry per signing secret ("" if none)."""
+    return ", ".join(sign(secret, timestamp, body) for secret in signing_secrets(team))
+
+
+def masked(secret: str) -> str:
+    """How a secret is shown after its creation: enough to tell two apart, not to sign."""
+    return f"{secret[:6]}…{secret[-4:]}" if len(secret) > 16 else ("(set)" if secret else "")
+
+
+def rotate_secret(team_id: int, *, actor=None) -> str:
+    """Give the team a new secret; the old one keeps signing for the grace period. Returns
+    the new secret, which the caller shows once: it is not shown in full again. Audited."""
+    secret = new_webhook_secret()
+    with transaction.atomic():
+        team = Team.objects.select_for_update().get(pk=team_id)
+        team.webhook_secret_previous = team.webhook_secret
+        team.webhook_secret = secret
+        team.webhook_secret_rotated_at = timezone.now()
+        team.save(update_fields=["webhook_secret", "webhook_secret_previous",
+                                 "webhook_secret_rotated_at"])
+        audit.record(team_id=team.pk, action="team.webhook_secret_rotated", target=team,
+                     actor=actor, detail={"secret": masked(secret),
+                                          "previous_valid_seconds":
+                                          settings.WEBHOOK_SECRET_GRACE_SECONDS})
+    return secret
 
 
 def record_status_change(run: Run) -> WebhookDelivery | None:
@@ -164,9 +215,10 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
     headers = {"Content-Type": "application/json", "User-Agent": "AgentDesk-Webhooks/1",
                TIMESTAMP_HEADER: timestamp, "X-AgentDesk-Event": delivery.event,
                "X-AgentDesk-Delivery": str(delivery.pk)}
-    secret = delivery.run.team.webhook_secret
-    if secret:
-        headers[SIGNATURE_HEADER] = sign(secret, timestamp, body)
+    signature = signature_header(delivery.run.team, timestamp, body)
+    if not signature:  # never unsigned: retried until the team has a secret again
+        return None, "the team has no webhook secret: rotate it in admin (Teams)"
+    headers[SIGNATURE_HEADER] = signature
     timeout = httpx.Timeout(settings.WEBHOOK_TIMEOUT_SECONDS,
                             connect=min(2.0, settings.WEBHOOK_TIMEOUT_SECONDS))
     error = ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -98,6 +99,10 @@ class Stack:
         }
         env.pop("DJANGO_SETTINGS_MODULE", None)
         if self.production:
+            # a deployment's processes share one key, which must be set (agentdesk.secret_key);
+            # they serve plain HTTP on this machine (the topology is HTTPS-only by default)
+            env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+            env.setdefault("DJANGO_SECURE", "false")
             env["DATABASE_URL"] = fresh_postgres(os.environ["DATABASE_URL"], self.name)
             env["CELERY_QUEUE"] = self.name
             env["CHANNELS_PREFIX"] = self.name

@@ -16,7 +16,7 @@ import uuid
 from typing import Any
 
 from .brains import Decision, Reply, ToolCall, brain_for, read_conversation
-from .brains.prompted import asks_for_json, call_content, offered_tools
+from .brains.prompted import asks_for_json, call_content, described_tools, offered_tools
 from .error_model import GREEDY, ErrorModel, Sample, answer, confidence_of, request_key
 from .faults import MALFORMED_CONTENT
 from .models import SimModel
@@ -47,9 +47,11 @@ def complete(
     if prompt > model.context_window:
         return _context_overflow(model, prompt)
 
-    conversation = read_conversation(request.messages)
     system = _system_text(request)
     prompted = offered_tools(system) if not request.tools else frozenset()
+    offered = [t for t in request.tools if t["function"]["name"] in request.tool_names] \
+        if request.tools else described_tools(system)
+    conversation = read_conversation(request.messages, tools=offered)
     answered = answer(brain_for(conversation.agent_slug), conversation, model, sample, errors)
     reply = _offered_only(_forced(answered.reply, request), request.tool_names | prompted)
     token_probability = answered.token_probability if reply is answered.reply \

@@ -41,6 +41,9 @@ class Endings:
         """A bound was hit: fail with its reason, or let a human extend it, as policy says."""
         if self.policy.on_bound == OnBound.ESCALATE:
             question = (
+                "The run reached its team budget: the team's budget for today is used up. "
+                "A team admin can add to it to continue from here; or abort."
+                if reason == Reason.TEAM_BUDGET else
                 f"The run reached its {reason.value.replace('_', ' ')}. Extend the budget "
                 "to continue from here, or abort."
             )

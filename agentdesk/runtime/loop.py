@@ -12,12 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from pydantic import ValidationError
-
 from . import agreement, confidence, guards, human, model_calls, router, rules
 from .agent import AgentSpec
 from .breaker import BreakerStore
 from .endings import Endings, RunEnded
+from .knowledge import FolderKnowledge, Knowledge
 from .llm import InvalidOutput, ModelClient, ModelError, ModelReply
 from .options import RuleAction
 from .outcomes import Phase, Reason, RunStatus, StepKind
@@ -42,7 +41,7 @@ from .state import (
     StepRecord,
     ToolCallProposal,
 )
-from .tools import ToolContext, execute_tool
+from .tools import ArgumentsInvalid, ToolContext, execute_tool
 
 __all__ = ["Engine", "FINAL_ANSWER", "REPAIR_PROMPT", "RunEnded"]
 
@@ -60,8 +59,12 @@ class Engine(Endings):
         cache: ResponseCache | None = None,
         on_step: Callable[[StepRecord], None] | None = None,
         breaker: BreakerStore | None = None,
+        knowledge: Knowledge | None = None,
     ) -> None:
         self.agent = agent
+        # the agent's documents: the database's index in production, a folder in tests
+        self.knowledge = knowledge if knowledge is not None else FolderKnowledge.from_folder(
+            agent.knowledge_dir)
         self.policy = policy
         self.store = store
         self.clock = clock
@@ -110,18 +113,20 @@ class Engine(Endings):
     # -- retrieve, rules ---------------------------------------------------------------
 
     def _retrieve(self, state: RunState) -> None:
-        query = self.agent.task_message(state.input)
+        query = self.agent.search_query(state.input)
         step = self._step(state, StepKind.RETRIEVAL, "retrieve", args={"query": query})
         try:
-            docs = self.agent.retrieve(state.input)
-            step.result = {"documents": [d["source"] for d in docs]}
+            passages = self.knowledge.search(query, self.agent.retrieval_limit)
+            docs = [p.as_context() for p in passages]
+            step.result = {"documents": [d["source"] for d in docs],
+                           "scores": [d["score"] for d in docs]}
         except Exception as exc:  # no context is honest; invented context is not
             docs = []
             step.error = f"retrieval failed: {exc}"
         state.context = docs
         state.messages = [
             {"role": "system", "content": self.agent.system_prompt(docs)},
-            {"role": "user", "content": query},
+            {"role": "user", "content": self.agent.task_message(state.input)},
         ]
         state.phase = Phase.REASON
         self._commit(state, step)
@@ -202,7 +207,7 @@ class Engine(Endings):
             return  # _execute reports the unknown tool back to the model
         try:
             tool.validate(without_confidence(call))
-        except ValidationError as exc:
+        except ArgumentsInvalid as exc:
             self._invalid_arguments(state, call, exc)
             return
         if guards.repeated_call(state, self.policy, call):
@@ -231,13 +236,10 @@ class Engine(Endings):
             self._finish(state, RunStatus.SUCCEEDED, Reason.NONE, answer=answer)
 
     def _invalid_arguments(
-        self, state: RunState, call: ToolCallProposal, exc: ValidationError
+        self, state: RunState, call: ToolCallProposal, exc: ArgumentsInvalid
     ) -> None:
         """One repair: the model sees the validation error; a second failure goes to a human."""
-        errors = exc.errors(include_url=False)
-        message = f"invalid arguments for {call.tool}: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors
-        )
+        message = str(exc)
         state.arg_repairs += 1
         if state.arg_repairs >= 2:
             question = f"The agent keeps proposing invalid arguments ({message}). Fix or reject."
@@ -269,7 +271,8 @@ class Engine(Endings):
             self._escalate(state, Reason.TOOL_OUTCOME_UNKNOWN, question, call)
         # not started yet, or a call without side effects that started before a crash:
         # running it (again) is safe
-        outcome = execute_tool(tool, ToolContext(state.run_id, key), args, breaker=self.breaker)
+        context = ToolContext(state.run_id, key, self.knowledge)
+        outcome = execute_tool(tool, context, args, breaker=self.breaker)
         if outcome.outcome_unknown:
             # it may have happened: record the failed attempt, keep the call for a human.
             # Its ledger entry stays "started": a worker that resumes after a crash must

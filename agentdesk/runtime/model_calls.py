@@ -84,9 +84,18 @@ def usage_of(outcome: CallOutcome) -> Usage:
                  cost_usd=outcome.cost_usd)
 
 
+def policy_version(policy: PolicySnapshot) -> str:
+    """A hash of the whole snapshot (models and prices, limits, rules, thresholds): part of
+    every cache key, so a reply cached under one version of a policy is never served to a
+    run under another. The team is in the key too: the cache adapter scopes its keys to the
+    run's team (``runs.response_cache``)."""
+    body = json.dumps(policy.model_dump(mode="json"), sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
 def cache_key(model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]],
-              max_tokens: int, logprobs: bool = False) -> str:
-    parts: list[Any] = [model, messages, tools, max_tokens, 0]
+              max_tokens: int, logprobs: bool = False, policy: str = "") -> str:
+    parts: list[Any] = [model, messages, tools, max_tokens, 0, policy]
     if logprobs:  # a reply without logprobs must not answer a call that asks for them
         parts.append("logprobs")
     body = json.dumps(parts, sort_keys=True, default=str)
@@ -118,6 +127,7 @@ class ModelCaller:
         self.policy = policy
         self.team_budget = team_budget
         self.cache = cache if policy.cache_ttl_seconds > 0 else None
+        self.policy_version = policy_version(policy) if self.cache is not None else ""
 
     def call(
         self, state: RunState, model: str, messages: list[dict[str, Any]],
@@ -139,7 +149,8 @@ class ModelCaller:
         logprobs = (not sample and profile.logprobs
                     and ConfidenceSignal.LOGPROBS in self.policy.confidence_signals)
         cache = None if sample else self.cache
-        key = cache_key(model, messages, tools, max_tokens, logprobs) if cache else ""
+        key = (cache_key(model, messages, tools, max_tokens, logprobs, self.policy_version)
+               if cache else "")
         if cache is not None:
             cached = cache.get(key)
             if cached is not None:

@@ -42,14 +42,19 @@ class TeamBudget(Protocol):
     """A budget shared by all of a team's runs on all workers (reserve, then settle)."""
 
     def reserve(self, amount_usd: Decimal) -> bool:
-        """Hold ``amount_usd`` of today's budget; False when that would overshoot it."""
+        """Hold ``amount_usd`` of today's budget for the run's call; False when that would
+        overshoot it. May raise ``LeaseLost``: the run is no longer ours to spend for."""
 
     def settle(self, reserved_usd: Decimal, actual_usd: Decimal) -> None:
-        """Replace a reservation by what the call really cost."""
+        """Replace a reservation by what the call really cost. Idempotent against a
+        release: if the reservation was given back meanwhile (the worker was presumed dead),
+        only the cost is counted."""
 
 
 class ResponseCache(Protocol):
-    """Replies to identical deterministic requests, kept for a while."""
+    """Replies to identical deterministic requests, kept for a while. Keys carry the
+    policy's version (``model_calls.policy_version``); an implementation shared by several
+    teams must scope them to the run's team (``runs.response_cache`` does)."""
 
     def get(self, key: str) -> dict[str, Any] | None: ...
 

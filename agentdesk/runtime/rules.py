@@ -9,10 +9,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Collection
-from types import NoneType, UnionType
-from typing import Any, Union, get_args, get_origin
-
-from pydantic import BaseModel
+from typing import Any
 
 from .options import ConditionOp
 from .state import RuleCondition, RuleSpec
@@ -57,20 +54,24 @@ def first_match(rules: list[RuleSpec], task_input: dict[str, Any]) -> RuleSpec |
 
 
 # What an answer template may fill in: text and number values of the task input.
-PLACEHOLDER_TYPES = (str, int, float)
+PLACEHOLDER_TYPES = frozenset({"string", "integer", "number"})
 
 
-def placeholders(input_model: type[BaseModel]) -> list[str]:
-    """The names an answer template may use: the input model's text and number fields
-    (optional ones too), sorted. Lists, objects and booleans are not placeholders."""
+def placeholders(input_schema: dict[str, Any]) -> list[str]:
+    """The names an answer template may use: the input schema's top-level text and number
+    properties (optional ones too), sorted. Lists, objects and booleans are not."""
     names = []
-    for name, info in input_model.model_fields.items():
-        union = get_origin(info.annotation) in (Union, UnionType)
-        kinds = get_args(info.annotation) if union else (info.annotation,)
-        kinds = [t for t in kinds if t is not NoneType]
-        if kinds and all(t in PLACEHOLDER_TYPES for t in kinds):
+    for name, prop in (input_schema.get("properties") or {}).items():
+        options = prop.get("anyOf") or prop.get("oneOf") or [prop]
+        kinds = {t for option in options for t in _types(option)} - {"null"}
+        if kinds and kinds <= PLACEHOLDER_TYPES:
             names.append(name)
     return sorted(names)
+
+
+def _types(option: dict[str, Any]) -> list[str]:
+    kind = option.get("type")
+    return kind if isinstance(kind, list) else [kind] if isinstance(kind, str) else ["?"]
 
 
 def template_errors(template: str, allowed: Collection[str]) -> list[str]:
@@ -107,7 +108,8 @@ def render_answer(template: str, task_input: dict[str, Any]) -> str:
     attribute or index access, a conversion or a format spec is never evaluated (it renders
     empty, like an unknown name), so even a template that slipped past admin cannot reach
     into Python objects. A malformed template is sent as it is."""
-    values = {k: v for k, v in task_input.items() if isinstance(v, PLACEHOLDER_TYPES)}
+    values = {k: v for k, v in task_input.items()
+              if isinstance(v, str | int | float) and not isinstance(v, bool)}
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError:

@@ -1,6 +1,8 @@
 """The tool registry and the resilient way to call a tool.
 
-Arguments are pydantic models, so a model-proposed call is validated before anything runs.
+Arguments are a pydantic model (tools in code) or a JSON schema (tools of an MCP server, HTTP
+tools defined in admin), so a model-proposed call is validated before anything runs, the
+same way for both.
 Every schema handed to the model gains a required ``confidence`` field: it is how the
 model says how sure it is that *this* call is right, which the loop compares with the
 policy's threshold before acting.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import copy
-import functools
+import json
 import os
 import threading
 import time
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import jsonschema
 from pydantic import BaseModel, ValidationError
 from tenacity import (
     Retrying,
@@ -37,6 +40,7 @@ from tenacity import (
 )
 
 from .breaker import BreakerStore
+from .knowledge import Knowledge, NoKnowledge
 
 # Backoff between attempts: 0.05s, 0.1s, 0.2s … plus up to 0.05s of jitter (so workers
 # retrying one backend do not hit it in lockstep), at most 2s. It is the curve of tenacity's
@@ -78,6 +82,16 @@ class CircuitOpenError(ToolError):
         self.until = until
 
 
+class ArgumentsInvalid(ToolError):
+    """Arguments that do not fit the tool's schema; ``fields`` names each bad one."""
+
+    def __init__(self, tool: str, fields: dict[str, list[str]]) -> None:
+        detail = "; ".join(f"{name or 'arguments'}: {', '.join(msgs)}"
+                           for name, msgs in fields.items())
+        super().__init__(f"invalid arguments for {tool}: {detail}")
+        self.fields = fields
+
+
 @dataclass(frozen=True)
 class ToolOutcome:
     """What one (possibly retried) tool call came to: the real result, or an error."""
@@ -97,33 +111,84 @@ class ToolOutcome:
 @dataclass(frozen=True)
 class ToolContext:
     run_id: str
-    idempotency_key: str
+    idempotency_key: str  # run id + step: send it with every side effect
+    knowledge: Knowledge = field(default_factory=NoKnowledge)  # the agent's documents
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity-hashed: a JSON schema (a dict) is not hashable
 class Tool:
+    """One tool. ``fn(ctx, args)`` gets the validated arguments: an instance of
+    ``args_model``, or for a tool described by ``args_schema`` the checked dict."""
+
     name: str
     description: str
-    args_model: type[BaseModel]
     fn: Callable[[ToolContext, Any], dict[str, Any]]
+    args_model: type[BaseModel] | None = None
+    args_schema: dict[str, Any] | None = None
     side_effect: bool = False
     timeout_s: float = 10.0  # per attempt
     max_attempts: int = 3  # 1 = never retried
     retry_on: tuple[type[Exception], ...] = (TransientToolError,)
+    _built: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
-    def validate(self, args: dict[str, Any]) -> BaseModel:
-        return self.args_model.model_validate(args)
+    def __post_init__(self) -> None:
+        if (self.args_model is None) == (self.args_schema is None):
+            raise ValueError(f"tool {self.name!r}: give exactly one of args_model, args_schema")
+        if self.args_schema is not None:
+            try:
+                jsonschema.Draft202012Validator.check_schema(self.args_schema)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"tool {self.name!r}: its argument schema is not a valid "
+                                 f"JSON schema: {exc.message}") from None
+
+    def parse(self, args: dict[str, Any]) -> Any:
+        """The arguments ``fn`` receives; ArgumentsInvalid if they do not fit."""
+        if self.args_model is not None:
+            try:
+                return self.args_model.model_validate(args)
+            except ValidationError as exc:
+                fields: dict[str, list[str]] = {}
+                for err in exc.errors(include_url=False):
+                    fields.setdefault(".".join(str(p) for p in err["loc"]), []).append(
+                        err["msg"])
+                raise ArgumentsInvalid(self.name, fields) from None
+        validator = self._built.get("validator")
+        if validator is None:
+            validator = self._built["validator"] = jsonschema.Draft202012Validator(
+                self.args_schema or {})
+        problems = list(validator.iter_errors(args))
+        if problems:
+            fields = {}
+            for err in problems:
+                fields.setdefault(".".join(str(p) for p in err.absolute_path), []).append(
+                    err.message)
+            raise ArgumentsInvalid(self.name, fields)
+        return args
+
+    def validate(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The arguments as JSON, checked; ArgumentsInvalid if they do not fit."""
+        parsed = self.parse(args)
+        return parsed.model_dump(mode="json") if isinstance(parsed, BaseModel) else parsed
+
+    def json_schema(self) -> dict[str, Any]:
+        if self.args_model is not None:
+            return self.args_model.model_json_schema()
+        return self.args_schema or {"type": "object"}
 
     def openai_schema(self) -> dict[str, Any]:
-        """The tool as the model sees it. Built once per tool: pydantic regenerates a JSON
-        schema on every call, which cost ~0.5 ms of every model step. Callers must not
-        mutate the result (it is shared)."""
-        return _openai_schema(self)
+        """The tool as the model sees it. Built once per tool (pydantic regenerates a JSON
+        schema on every call, ~0.5 ms of every model step) and kept on the tool itself, not
+        in a global cache: agents defined in admin build new tools for every run. Callers
+        must not mutate the result (it is shared)."""
+        cached = self._built.get("openai")
+        if cached is None:
+            cached = self._built["openai"] = _openai_schema(self)
+        return cached
 
 
-@functools.cache
 def _openai_schema(tool: Tool) -> dict[str, Any]:
-    params = copy.deepcopy(tool.args_model.model_json_schema())
+    params = copy.deepcopy(tool.json_schema())
+    params.setdefault("type", "object")
     params.setdefault("properties", {})["confidence"] = {
         "type": "number",
         "minimum": 0,
@@ -141,6 +206,12 @@ def _openai_schema(tool: Tool) -> dict[str, Any]:
 @dataclass
 class ToolRegistry:
     tools: dict[str, Tool] = field(default_factory=dict)
+
+    def add(self, tool: Tool) -> Tool:
+        if tool.name in self.tools:
+            raise ValueError(f"two tools are named {tool.name!r}")
+        self.tools[tool.name] = tool
+        return tool
 
     def tool(
         self,
@@ -165,8 +236,7 @@ class ToolRegistry:
                 max_attempts=max_attempts,
                 retry_on=retry_on,
             )
-            self.tools[tool.name] = tool
-            return tool
+            return self.add(tool)
 
         return register
 
@@ -206,9 +276,9 @@ def execute_tool(
         return ToolOutcome(result, error, attempts, latency, **flags)
 
     try:
-        parsed = tool.validate(raw_args)
-    except ValidationError as exc:
-        return outcome(None, f"invalid arguments for {tool.name}: {exc.errors(include_url=False)}")
+        parsed = tool.parse(raw_args)
+    except ArgumentsInvalid as exc:
+        return outcome(None, str(exc))
 
     def attempt() -> dict[str, Any]:
         nonlocal attempts, last_error
@@ -279,7 +349,7 @@ def _call_with_timeout(tool: Tool, ctx: ToolContext, parsed: BaseModel) -> dict[
     future = _executor().submit(run, tool.fn, ctx, parsed)
     done, _ = wait_for_futures([future], timeout=tool.timeout_s)
     if done:
-        return future.result()
+        return _json_result(tool, future.result())
     limit = f"{tool.timeout_s:g}s"
     if future.cancel():  # it never started: nothing happened, so trying again is safe
         raise TransientToolError(f"{tool.name} did not start within {limit}: tool threads busy")
@@ -289,6 +359,17 @@ def _call_with_timeout(tool: Tool, ctx: ToolContext, parsed: BaseModel) -> dict[
             "effect), so it was not retried"
         )
     raise ToolTimeoutError(f"{tool.name} timed out after {limit}")
+
+
+def _json_result(tool: Tool, result: Any) -> dict[str, Any]:
+    """A result the model and the ledger can hold: a JSON object. Anything else is the
+    tool's failure, recorded as such (never coerced into something it did not say)."""
+    if not isinstance(result, dict):
+        raise ToolError(f"{tool.name} returned {type(result).__name__}, not a JSON object")
+    try:
+        return json.loads(json.dumps(result, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ToolError(f"{tool.name} returned a result that is not JSON: {exc}") from None
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -1,20 +1,23 @@
-"""``Authorization: Bearer <key>``: the key must exist, not be revoked, carry the
-endpoint's scope and stay under its rate limit."""
+"""``Authorization: Bearer <key>``: the key must exist, not be revoked, carry the scope of
+the endpoint's action (``runs.permissions.KEY_SCOPES``) and stay under its rate limit. The
+key's team is the only one its reads reach (``api.selectors``)."""
 
 from __future__ import annotations
 
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
-from .. import api_keys, errors
+from .. import api_keys, errors, permissions
 from ..models import ApiKey
+from ..permissions import Action
 from . import ratelimit
 
 
 class ApiKeyAuth(HttpBearer):
-    def __init__(self, scope: str) -> None:
+    def __init__(self, action: Action) -> None:
         super().__init__()
-        self.scope = scope
+        self.action = action
+        self.scope = permissions.KEY_SCOPES[action]
 
     def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
         key = api_keys.authenticate(token.strip())
@@ -26,11 +29,12 @@ class ApiKeyAuth(HttpBearer):
                 f"More than {key.rate_limit_per_minute} requests a minute; "
                 f"retry in {retry_after:.0f} s.",
                 headers={"Retry-After": str(int(retry_after))})
-        if self.scope not in (key.scopes or []):
+        if not permissions.can(key, self.action, key.team_id):
             raise errors.InsufficientScope(f"This key lacks the {self.scope!r} scope.")
         return key
 
 
-SUBMIT = ApiKeyAuth(ApiKey.Scope.SUBMIT)
-READ = ApiKeyAuth(ApiKey.Scope.READ)
-RESOLVE = ApiKeyAuth(ApiKey.Scope.RESOLVE)
+# One per kind of endpoint; cancelling takes the submit scope, assigning the resolve scope.
+SUBMIT = ApiKeyAuth(Action.SUBMIT)
+READ = ApiKeyAuth(Action.VIEW)
+RESOLVE = ApiKeyAuth(Action.DECIDE)

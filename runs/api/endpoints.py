@@ -7,9 +7,7 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Header, Query, Router, Status
 
-from agentdesk.agents import get_agent
-
-from .. import errors, services
+from .. import agent_specs, assignment, errors, services
 from ..models import Escalation
 from ..representations import escalation_out, run_out
 from . import selectors
@@ -17,7 +15,9 @@ from .auth import READ, RESOLVE, SUBMIT
 from .pagination import paginate
 from .schemas import (
     AgentList,
+    AssignIn,
     ErrorOut,
+    EscalationOut,
     EscalationPage,
     ResolveIn,
     ResolveOut,
@@ -117,13 +117,27 @@ def resolve_escalation(request: HttpRequest, escalation_id: int, payload: Resolv
             "run": run_out(run)}
 
 
+@router.post("/escalations/{int:escalation_id}/assign", auth=RESOLVE,
+             response={200: EscalationOut, **WRITES}, summary="Assign an escalation",
+             tags=["escalations"])
+def assign_escalation(request: HttpRequest, escalation_id: int, payload: AssignIn):
+    """Assign an open escalation to a member of its team (``user``: a username), or take the
+    assignment away (``user``: null). Audited. 422 for a user outside the team, 409 once the
+    escalation is closed."""
+    esc = selectors.escalation_for(request.auth, escalation_id)
+    assignee = None if payload.user is None else assignment.member_id(esc.team_id,
+                                                                      payload.user)
+    assignment.assign(escalation_id=esc.pk, assignee_id=assignee, api_key_id=request.auth.pk)
+    return escalation_out(selectors.escalation_for(request.auth, esc.pk))
+
+
 @router.get("/agents", auth=READ, response={200: AgentList, **COMMON}, summary="List agents",
             tags=["agents"])
 def list_agents(request: HttpRequest):
     """The team's agents, each with the JSON schema its ``input`` must match."""
     items = []
     for agent in selectors.agents_for(request.auth):
-        spec = get_agent(agent.slug)
-        schema = spec.input_model.model_json_schema() if spec else agent.input_schema
+        spec = agent_specs.spec_for(agent)
+        schema = spec.input_json_schema() if spec else agent.input_schema
         items.append({"slug": agent.slug, "name": agent.name, "input_schema": schema or {}})
     return {"items": items}

@@ -8,8 +8,8 @@ import json
 import logging
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse
 
 from .. import metrics
 from .errors import STATUS_CODES, error_response
@@ -33,8 +33,8 @@ class ApiBoundaryMiddleware:
         return response
 
     def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
-        if not request.path.startswith(API_PREFIX):
-            return None
+        if not request.path.startswith(API_PREFIX) or isinstance(exc, Http404 | PermissionDenied):
+            return None  # Django answers those (404, 403), made JSON on the way out
         log.exception("API request failed: %s %s", request.method, request.path)
         return error_response(500, "internal_error", "Something went wrong on our side.")
 

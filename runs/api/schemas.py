@@ -125,6 +125,8 @@ class EscalationOut(Schema):
     decision_message: str
     decided_by: str | None
     decided_at: datetime | None
+    assigned_to: str | None = Field(None, description="Username of the assignee.")
+    assigned_at: datetime | None = None
 
 
 class EscalationPage(Schema):
@@ -138,7 +140,15 @@ class ResolveIn(Schema):
     args: dict[str, Any] | None = Field(None, description="Edited tool arguments (approve).")
     result: dict[str, Any] | None = Field(None, description="Your own result (take_over).")
     budget: dict[str, float | int | str] | None = Field(
-        None, description="New limits (extend_budget), e.g. {\"max_steps\": 40}.")
+        None, description="New limits (extend_budget), e.g. {\"max_steps\": 40}. After a "
+        "team_budget bound: {\"team_budget_usd\": 5} adds 5 USD to the team's budget for "
+        "today; that needs a team admin, so an API key is refused (403).")
+
+
+class AssignIn(Schema):
+    user: str | None = Field(
+        ..., max_length=150,
+        description="Username of a member of the escalation's team; null to unassign.")
 
 
 class ResolveOut(Schema):

@@ -26,7 +26,7 @@ def run_for(key: ApiKey, run_id: int) -> Run:
 
 def escalations_for(key: ApiKey) -> QuerySet[Escalation]:
     return (Escalation.objects.filter(team_id=key.team_id)
-            .select_related("run", "run__agent", "decided_by"))
+            .select_related("run", "run__agent", "decided_by", "assigned_to"))
 
 
 def escalation_for(key: ApiKey, escalation_id: int) -> Escalation:

@@ -2,10 +2,13 @@
 
 from .catalogue import ModelProfile
 from .escalations import AuditEvent, Escalation
+from .knowledge import KnowledgeChunk, KnowledgeDocument, KnowledgeTerm
 from .labels import ConfidenceLabel, ReviewItem
+from .notifications import NotificationDelivery, NotificationEvent, NotificationTarget
 from .policies import Policy, Rule
 from .runs import Agent, Run, Step, TeamDailySpend, ToolCall
 from .teams import ApiKey, Membership, Team
+from .tools import HttpTool, McpServer
 from .webhooks import WebhookDelivery
 
 __all__ = [
@@ -14,8 +17,16 @@ __all__ = [
     "AuditEvent",
     "ConfidenceLabel",
     "Escalation",
+    "HttpTool",
+    "KnowledgeChunk",
+    "KnowledgeDocument",
+    "KnowledgeTerm",
+    "McpServer",
     "Membership",
     "ModelProfile",
+    "NotificationDelivery",
+    "NotificationEvent",
+    "NotificationTarget",
     "ReviewItem",
     "Policy",
     "Rule",

@@ -41,6 +41,13 @@ class Escalation(models.Model):
     claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                    on_delete=models.SET_NULL, related_name="+")
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Who is responsible for it (``runs.assignment``): shown to everyone, listed under the
+    # assignee's "Mine". Unlike a claim it does not expire and does not stop others deciding.
+    assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    # The SLA warnings already sent (0, 50 or 90 percent of the time to decide gone).
+    sla_notified = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -8,7 +8,6 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from pydantic import ValidationError as PydanticValidationError
 
 from agentdesk.agents import AGENTS, get_agent
 from agentdesk.runtime.agent import AgentSpec
@@ -21,9 +20,11 @@ from agentdesk.runtime.options import (
 )
 from agentdesk.runtime.rules import placeholders, template_errors
 from agentdesk.runtime.state import PolicySnapshot, RuleSpec
+from agentdesk.runtime.tools import ArgumentsInvalid
 
 from .catalogue import ModelProfile
 from .common import ZERO
+from .teams import Team
 
 
 def default_signals() -> list[str]:
@@ -31,7 +32,9 @@ def default_signals() -> list[str]:
 
 
 class Policy(models.Model):
-    name = models.CharField(max_length=200, unique=True)
+    # A team's policy: its team admins edit it and its agents use it (``runs.permissions``).
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="policies")
+    name = models.CharField(max_length=200)
     max_steps = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
     max_seconds = models.PositiveIntegerField(default=300, validators=[MinValueValidator(1)])
     max_tokens = models.PositiveIntegerField(default=50_000, validators=[MinValueValidator(1)])
@@ -113,6 +116,8 @@ class Policy(models.Model):
 
     class Meta:
         verbose_name_plural = "policies"
+        constraints = [models.UniqueConstraint(fields=["team", "name"],
+                                               name="policy_name_per_team")]
 
     def __str__(self) -> str:
         return self.name
@@ -266,7 +271,7 @@ def known_tools(agents: list[AgentSpec]) -> set[str]:
 
 
 def answer_placeholders(agents: list[AgentSpec]) -> list[str]:
-    return sorted({name for spec in agents for name in placeholders(spec.input_model)})
+    return sorted({name for spec in agents for name in placeholders(spec.input_json_schema())})
 
 
 def _regex_problem(cond: dict) -> str:
@@ -291,8 +296,8 @@ def _tool_args_problems(agents: list[AgentSpec], tool_name: str,
             continue
         try:
             tool.validate(args)
-        except PydanticValidationError as exc:
-            fields = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
-                               for e in exc.errors())
+        except ArgumentsInvalid as exc:
+            fields = "; ".join(f"{name or 'arguments'}: {', '.join(msgs)}"
+                               for name, msgs in exc.fields.items())
             return {"tool_args": [f"These arguments do not fit {tool_name}: {fields}."]}
     return {}

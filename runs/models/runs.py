@@ -21,20 +21,41 @@ from .teams import Team
 
 
 class Agent(models.Model):
-    """A team's use of an installed agent (``slug`` names its code: ``agentdesk.agents``)."""
+    """A team's agent: an installed one (``slug`` names its code: ``agentdesk.agents``), or
+    one defined here with no code — instructions, an input schema, tools chosen from code
+    tools, MCP servers and HTTP tools, and knowledge documents (``runs.agent_specs``)."""
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="agents")
-    slug = models.SlugField()
+    slug = models.SlugField(max_length=50)
     name = models.CharField(max_length=200)
-    input_schema = models.JSONField(default=dict, blank=True)
+    input_schema = models.JSONField(
+        default=dict, blank=True,
+        help_text="Agents defined here: JSON schema of the task input. Empty: one 'message' "
+                  "text field. Installed agents: filled in from their code.")
     policy = models.ForeignKey(Policy, on_delete=models.PROTECT, related_name="agents")
     enabled = models.BooleanField(default=True)
+    instructions = models.TextField(
+        blank=True, default="",
+        help_text="Defines the agent here, with no code: what it does and how (the system "
+                  "prompt). Leave empty for an installed agent.")
+    code_tools = models.JSONField(
+        default=list, blank=True,
+        help_text="Names of tools from installed packages this agent may use.")
+    mcp_servers = models.ManyToManyField("McpServer", blank=True, related_name="agents",
+                                         verbose_name="MCP servers")
+    http_tools = models.ManyToManyField("HttpTool", blank=True, related_name="agents",
+                                        verbose_name="HTTP tools")
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["team", "slug"], name="agent_per_team")]
 
     def __str__(self) -> str:
         return f"{self.slug} ({self.team.slug})"
+
+    @property
+    def defined_in_admin(self) -> bool:
+        return bool(self.instructions.strip())
 
 
 class Run(models.Model):
@@ -68,6 +89,13 @@ class Run(models.Model):
                                 related_name="runs")
     lease_owner = models.CharField(max_length=64, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The team-budget reservation the lease holder has out for its model call in flight
+    # (``runs.budgets``): written in the transaction of the TeamDailySpend change, so a
+    # worker that dies mid-call leaves it attributable, and whoever takes the lease away
+    # (the reaper, a new worker, a cancel) releases it, once.
+    reserved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=ZERO)
+    reserved_on = models.DateField(null=True, blank=True,
+                                   help_text="The day (TeamDailySpend row) it is held on.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -173,14 +201,18 @@ class ToolCall(models.Model):
 class TeamDailySpend(models.Model):
     """Today's model spend of a team: reserved before each call, settled after it.
 
-    Reservations are conditional UPDATEs (``spent + reserved + x <= budget``), so any number
-    of workers running the team's runs at once can never overshoot the budget.
+    Reservations are conditional UPDATEs (``spent + reserved + x <= budget + extra``), so
+    any number of workers running the team's runs at once can never overshoot the budget.
     """
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="daily_spend")
     day = models.DateField()
     spent_usd = models.DecimalField(max_digits=14, decimal_places=8, default=ZERO)
     reserved_usd = models.DecimalField(max_digits=14, decimal_places=8, default=ZERO)
+    extra_usd = models.DecimalField(
+        max_digits=14, decimal_places=8, default=ZERO,
+        help_text="Added to the team's daily budget for this day only, by team admins "
+                  "extending it after a team_budget escalation (audited).")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["team", "day"], name="one_spend_per_day")]

@@ -6,7 +6,8 @@ import json
 from decimal import Decimal, InvalidOperation
 
 from django import template
-from django.utils.safestring import mark_safe
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from runs import audit, claims
 from runs.audit import ACTION_LABELS
@@ -110,7 +111,7 @@ def nav_active(context: template.Context, prefix: str, exclude: str = "") -> str
     request = context.get("request")
     path = getattr(request, "path", "") or ""
     hit = path.startswith(prefix) and not (exclude and path.startswith(exclude))
-    return mark_safe(' aria-current="page"') if hit else ""
+    return mark_safe(' aria-current="page"') if hit else ""  # nosec B308  # a constant
 
 
 def _seconds(value: object) -> float | None:
@@ -213,3 +214,25 @@ def ago(value: object) -> str:
 def audit_changes(detail: object) -> list[tuple[str, object, object]]:
     """An admin change's ``(field, before, after)`` rows (empty for other events)."""
     return audit.changes(detail) if isinstance(detail, dict) else []
+
+
+@register.simple_tag
+def keyed(label: str, key: str) -> SafeString:
+    """A button's label with its shortcut letter marked, the word left whole.
+
+    ``{% keyed "Approve" "a" %}`` →
+    ``<span class="key-label"><span class="key-letter">A</span>pprove</span>``: the mark is
+    inline inside one run of text, so the accessible name is still "Approve". The outer
+    span matters: a ``.btn`` is a flex box, whose children are blocks, and a block mark
+    splits the name ("A pprove"). The button names its key with ``aria-keyshortcuts``. The
+    letter is the first one that starts a word, else the first anywhere; a key the label
+    does not contain (x for Abort) follows it in a ``<kbd>`` hidden from assistive
+    technology, so it is not read as part of the name either.
+    """
+    words = [i for i, ch in enumerate(label) if ch.lower() == key.lower()
+             and (i == 0 or not label[i - 1].isalnum())]
+    at = words[0] if words else label.lower().find(key.lower())
+    if not key or at < 0:
+        return format_html('{} <kbd class="key-cap" aria-hidden="true">{}</kbd>', label, key)
+    return format_html('<span class="key-label">{}<span class="key-letter">{}</span>{}</span>',
+                       label[:at], label[at:at + len(key)], label[at + len(key):])

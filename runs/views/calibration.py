@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from .. import calibrations, charts, thresholds
-from ..errors import AppError
+from ..errors import AppError, Forbidden
 from ..forms import ThresholdForm
 
 
@@ -42,6 +43,8 @@ def apply_threshold(request: HttpRequest) -> HttpResponse:
     try:
         applied = thresholds.apply_suggested(user=request.user, agent_id=data["agent"],
                                              tier=data["tier"], seen=data["threshold"])
+    except Forbidden as exc:  # not an admin of the policy's team: the 403 page says so
+        raise PermissionDenied(exc.message) from None
     except AppError as exc:
         messages.error(request, exc.message)
         return redirect("calibration")

@@ -13,34 +13,39 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
-from agentdesk.agents import get_agent
 from agentdesk.runtime.outcomes import BOUND_REASONS, Reason
 from agentdesk.runtime.proposals import FINAL_ANSWER
 
-from .. import claims, selectors, services
+from .. import agent_specs, assignment, budgets, claims, selectors, services
 from ..errors import AppError
 from ..forms import DecisionForm, InboxFilterForm
+from ..permissions import Action
+from .access import require
 
 
 @login_required
 def escalation_detail(request: HttpRequest, escalation_id: int) -> HttpResponse:
     esc = selectors.escalation_for(request.user, escalation_id)
+    assignment.touch(request.user)
     filters = InboxFilterForm(request.GET).filters()
     previous, following = selectors.inbox_neighbours(request.user, esc, filters)
     qs = filters.querystring()
-    context = {**escalation_context(esc), "previous_id": previous,
+    context = {**escalation_context(esc, user=request.user), "previous_id": previous,
                "next_id": following, "qs": qs}
     return render(request, "runs/escalation_detail.html", context)
 
 
-def escalation_context(esc, posted=None) -> dict:
+def escalation_context(esc, posted=None, user=None) -> dict:
     """What the escalation page and its fragments show. ``posted`` is a refused decision's
-    form data, shown again so nothing typed is lost."""
+    form data, shown again so nothing typed is lost. A ``team_budget`` escalation shows the
+    team's day (``team_day``) and whether ``user`` may raise it (a team admin)."""
     run = esc.run
     tool = proposed_tool(esc)
+    team_bound = esc.reason == Reason.TEAM_BUDGET
     return {
         "esc": esc, "run": run, "steps": selectors.steps_of(run), "form": DecisionForm(),
         "bound_reasons": BOUND_REASONS, "claim_timeout": claims.timeout_seconds(),
+        "assignable": assignment.members(esc.team_id),
         "editable": tool is not None,
         # approve exists only when something is proposed (services.decide refuses it too),
         # or to go on once an admin has priced the model the run stopped for
@@ -50,6 +55,8 @@ def escalation_context(esc, posted=None) -> dict:
         "approve_irreversible": tool is not None and tool.side_effect,
         "args_json": json.dumps(esc.proposed_args, indent=2, sort_keys=True),
         "posted": posted or {},
+        "team_day": budgets.today(run.team) if team_bound else None,
+        "may_extend_team": team_bound and budgets.may_extend(user, esc.team_id),
     }
 
 
@@ -57,7 +64,7 @@ def proposed_tool(esc):
     """The agent's tool the escalation proposes to call, if any (not a final answer)."""
     if not esc.proposed_tool or esc.proposed_tool == FINAL_ANSWER:
         return None
-    spec = get_agent(esc.run.agent.slug)
+    spec = agent_specs.spec_for(esc.run.agent)
     return spec.tools.get(esc.proposed_tool) if spec else None
 
 
@@ -65,6 +72,7 @@ def proposed_tool(esc):
 @require_POST
 def escalation_decide(request: HttpRequest, escalation_id: int) -> HttpResponse:
     esc = selectors.escalation_for(request.user, escalation_id)
+    require(request.user, Action.DECIDE, esc.team_id)
     form = DecisionForm(request.POST)
     error, fields, status = "", {}, 200
     if not form.is_valid():
@@ -78,7 +86,8 @@ def escalation_decide(request: HttpRequest, escalation_id: int) -> HttpResponse:
     esc = selectors.escalation_for(request.user, esc.pk)
     if request.htmx:
         posted = request.POST if error else None
-        ctx = {**escalation_context(esc, posted), "error": error, "field_errors": fields}
+        ctx = {**escalation_context(esc, posted, request.user), "error": error,
+               "field_errors": fields}
         return render(request, "runs/escalation_detail.html#decision-status", ctx,
                       status=status)
     if error:
@@ -97,7 +106,8 @@ def escalation_claim(request: HttpRequest, escalation_id: int) -> HttpResponse:
     esc = selectors.escalation_for(request.user, escalation_id)
     if request.method == "GET":
         return render(request, "runs/escalation_detail.html#claim-box",
-                      escalation_context(esc))
+                      escalation_context(esc, user=request.user))
+    require(request.user, Action.CLAIM, esc.team_id)
     return _claim_action(request, esc, claims.claim)
 
 
@@ -105,6 +115,7 @@ def escalation_claim(request: HttpRequest, escalation_id: int) -> HttpResponse:
 @require_POST
 def escalation_release(request: HttpRequest, escalation_id: int) -> HttpResponse:
     esc = selectors.escalation_for(request.user, escalation_id)
+    require(request.user, Action.CLAIM, esc.team_id)
     return _claim_action(request, esc, claims.release)
 
 
@@ -121,7 +132,7 @@ def _claim_action(request: HttpRequest, esc, action: Callable) -> HttpResponse:
         error, status = exc.message, exc.status
     esc = selectors.escalation_for(request.user, esc.pk)
     if request.htmx:
-        context = {**escalation_context(esc), "claim_error": error,
+        context = {**escalation_context(esc, user=request.user), "claim_error": error,
                    "claim_done": done, "qs": request.POST.get("qs", "")}
         partial = "inbox.html#inbox-row" if request.POST.get("fragment") == "row" \
             else "escalation_detail.html#claim-box"

@@ -10,12 +10,15 @@ from django.views.decorators.http import require_http_methods
 from .. import health, selectors, services
 from ..errors import AppError
 from ..forms import NewRunForm
+from ..permissions import Action
+from .access import require_somewhere
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def run_new(request: HttpRequest) -> HttpResponse:
-    agents = selectors.agents_for(request.user)
+    require_somewhere(request.user, Action.SUBMIT)  # a viewer watches, never starts runs
+    agents = selectors.agents_to_submit(request.user)
     form = NewRunForm(request.POST or None, agents=agents)
     status = 400 if request.method == "POST" else 200  # a POST that gets here was refused
     if request.method == "POST" and form.is_valid():

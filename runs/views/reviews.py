@@ -12,6 +12,8 @@ from django.views.decorators.http import require_POST
 from .. import reviews, selectors
 from ..errors import AppError
 from ..forms import ReviewForm
+from ..permissions import Action
+from .access import require
 
 DONE = {"approved": "Approved run #{run}: the agent was right.",
         "flagged": "Flagged run #{run}: the agent was wrong."}
@@ -29,6 +31,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
 @require_POST
 def review_decide(request: HttpRequest, item_id: int) -> HttpResponse:
     item = selectors.review_item_for(request.user, item_id)
+    require(request.user, Action.REVIEW, item.team_id)
     form = ReviewForm(request.POST)
     error, done, status = "", "", 200
     if not form.is_valid():

@@ -11,6 +11,8 @@ from django.views.decorators.http import require_POST
 from .. import selectors, services
 from ..errors import AppError
 from ..forms import RunFilterForm
+from ..permissions import Action
+from .access import require
 from .paging import page_of
 
 
@@ -46,6 +48,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     """Abort the run (``aborted_by_operator``); its open escalations close as cancelled."""
     run = selectors.run_for(request.user, run_id)
+    require(request.user, Action.CANCEL, run.team_id)
     error, status = "", 200
     try:
         services.cancel_run(run_id=run.pk, user=request.user)

@@ -25,7 +25,8 @@
     };
   }
 
-  var TYPING = "input, textarea, select, [contenteditable]:not([contenteditable='false'])";
+  // A checkbox takes no letters: j/k/x still work after ticking an inbox row.
+  var TYPING = "input:not([type=checkbox]), textarea, select, [contenteditable]:not([contenteditable='false'])";
   var SELECTED = "inbox-selected";
   var KEPT = "agentdesk:typed:"; // sessionStorage prefix: what was typed when a session was lost
   var READY_GUARD_MS = 200; // after DOMContentLoaded: keys typed before the page showed are dropped
@@ -201,7 +202,7 @@
     if (!button.disabled) askConfirm(button);
   }, true);
 
-  // ---- inbox rows: j/k to move, Enter/o to open, c to claim -------------------------------
+  // ---- inbox rows: j/k to move, Enter/o to open, c to claim, x to select ------------------
   function rows() {
     var list = document.querySelector('[data-keynav="rows"]');
     return list ? Array.prototype.slice.call(list.querySelectorAll(".esc-row")) : [];
@@ -219,7 +220,11 @@
   function move(step) {
     var all = rows();
     if (!all.length) return;
-    var at = all.findIndex(function (r) { return r.classList.contains("is-selected"); });
+    // from the row that has focus (its box, its Claim button), else the selected one
+    var focused = document.activeElement && document.activeElement.closest &&
+      document.activeElement.closest(".esc-row");
+    var at = focused ? all.indexOf(focused)
+      : all.findIndex(function (r) { return r.classList.contains("is-selected"); });
     var next = at < 0 ? (step > 0 ? 0 : all.length - 1) : Math.max(0, Math.min(all.length - 1, at + step));
     select(all[next], true);
   }
@@ -243,7 +248,7 @@
     var row = selectedRow();
     // Enter on a focused link opens it natively; elsewhere (say, focus lost to a live
     // refresh of the list) it opens the selected row, as "o" does.
-    var onControl = target.closest && target.closest("a, button");
+    var onControl = target.closest && target.closest("a, button, input");
     if (row && (key === "o" || (key === "Enter" && !onControl))) {
       var link = row.querySelector("[data-row-link]");
       leaving(link);
@@ -253,6 +258,13 @@
     if (key === "c" && row) {
       var claim = row.querySelector('[data-row-key="c"]');
       if (claim) claim.click();
+      return true;
+    }
+    // x: select the focused row for a bulk action (or unselect it); inbox.js keeps the set
+    var focused = target.closest && target.closest(".esc-row");
+    if (key === "x" && (focused || row)) {
+      var pick = (focused || row).querySelector("[data-row-select]");
+      if (pick) pick.click();
       return true;
     }
     if (key === "/") {
@@ -341,6 +353,51 @@
       form.requestSubmit();
     }
   });
+
+  // Live filter forms (data-live-filters, with hx-trigger="submit, filters-changed"): a
+  // changed select or radio refreshes at once, typing in the search box after a 350 ms
+  // pause. htmx's trigger filters could say this in the markup, but they need eval, which
+  // the Content-Security-Policy forbids.
+  var FILTER_PAUSE_MS = 350;
+  var filterTimer = 0;
+  function filtersChanged(field) {
+    var form = field.form; // the search box is hx-preserved: its form is the current one
+    if (form && form.hasAttribute("data-live-filters") && window.htmx) {
+      htmx.trigger(form, "filters-changed");
+    }
+  }
+  document.addEventListener("change", function (e) {
+    if (!e.target.form || e.target.type === "search") return;
+    clearTimeout(filterTimer);
+    filtersChanged(e.target);
+  });
+  document.addEventListener("input", function (e) {
+    if (!e.target.form || e.target.type !== "search") return;
+    var field = e.target;
+    clearTimeout(filterTimer);
+    filterTimer = setTimeout(function () { filtersChanged(field); }, FILTER_PAUSE_MS);
+  });
+
+  // A live count of a field's characters against its limit (data-char-count-for): the
+  // server refuses a longer message (the textarea has no maxlength, so a long paste is never
+  // cut silently).
+  function charCounts() {
+    document.querySelectorAll("[data-char-count-for]").forEach(function (count) {
+      var field = document.getElementById(count.dataset.charCountFor);
+      if (!field) return;
+      var limit = Number(field.dataset.maxChars), fmt = new Intl.NumberFormat("en-US");
+      function update() {
+        var n = field.value.trim().length, over = n > limit;
+        count.hidden = false;
+        count.textContent = "· " + fmt.format(n) + " / " + fmt.format(limit) +
+          (over ? " — " + fmt.format(n - limit) + " too many" : "");
+        count.classList.toggle("is-over", over);
+        field.classList.toggle("is-over", over);
+      }
+      field.addEventListener("input", update);
+      update();
+    });
+  }
 
   // ---- a lost session: keep what was typed, say so, restore it after logging in ----------
   function keptFields(form) {
@@ -434,6 +491,7 @@
   });
 
   function onReady() {
+    charCounts();
     if (document.querySelector('[data-keynav="rows"]')) restoreSelection();
     restoreTyped();
     setTimeout(function () {

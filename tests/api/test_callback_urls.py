@@ -112,6 +112,7 @@ def test_the_default_follows_the_deployment(settings):
 def _team_form(team: Team, url: str) -> dict[str, object]:
     return {"slug": team.slug, "name": team.name, "callback_url": url, "webhook_secret": "",
             "daily_budget_usd": "", "max_running_runs": "",
+            "auto_assign_active_minutes": team.auto_assign_active_minutes,
             "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"}
 
 

@@ -36,7 +36,7 @@ def main(password: str) -> None:
     )
 
     team, _ = Team.objects.get_or_create(slug="calib", defaults={"name": "Calibration team"})
-    policy, _ = Policy.objects.get_or_create(name="calibrated", defaults={
+    policy, _ = Policy.objects.get_or_create(team=team, name="calibrated", defaults={
         "review_sample_rate": 1.0, "confidently_wrong_target": 0.02})
     agent, _ = Agent.objects.get_or_create(team=team, slug="support-refunds", defaults={
         "name": "Support refunds", "policy": policy})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 CLICK_NOW = "sel => document.querySelector(sel)?.click()"
 
@@ -61,8 +61,15 @@ def confirm(page: Page) -> None:
     expect(page.get_by_test_id("confirm-dialog")).to_be_hidden()
 
 
-def click_confirmed(page: Page, testid: str) -> None:
-    """Click a button that asks first, then its dialog's confirm button."""
-    page.get_by_test_id(testid).click()
+def decision_button(page: Page, name: str) -> Locator:
+    """A decision button found as a screen reader finds it: by its role and its whole name
+    (the shortcut letter is marked inside the word, never splitting it)."""
+    return page.get_by_role("button", name=name, exact=True)
+
+
+def click_confirmed(page: Page, target: str | Locator) -> None:
+    """Click a button that asks first (a test id, or a locator), then its dialog's confirm
+    button."""
+    (page.get_by_test_id(target) if isinstance(target, str) else target).click()
     page.get_by_test_id("confirm-ok").click()
     expect(page.get_by_test_id("confirm-dialog")).to_be_hidden()

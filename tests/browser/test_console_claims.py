@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from .console_helpers import (
     click_confirmed,
     click_now,
+    decision_button,
     escalation_of,
     start_run,
 )
@@ -62,16 +63,16 @@ def test_edit_and_approve_with_invalid_arguments_shows_the_field_error(login, st
     page.goto(f"/escalations/{esc}/")
     page.locator("summary", has_text="Edit the arguments").click()
     page.get_by_test_id("decision-args").fill('{"order_id": "1042", "amount": -5}')
-    click_confirmed(page, "action-edit_approve")
+    click_confirmed(page, decision_button(page, "Edit & approve"))
     errors = page.get_by_test_id("field-errors")
     expect(errors).to_contain_text("amount")
     expect(errors).to_contain_text("greater than 0")
     expect(page.get_by_test_id("decision-error")).to_contain_text("do not fit issue_refund")
-    expect(page.get_by_test_id("action-approve")).to_be_visible()  # still open
+    expect(decision_button(page, "Approve")).to_be_visible()  # still open
 
     page.get_by_test_id("decision-args").fill(
         '{"order_id": "1042", "amount": 30, "reason": "partial refund"}')
-    click_confirmed(page, "action-edit_approve")
+    click_confirmed(page, decision_button(page, "Edit & approve"))
     expect(page.get_by_test_id("decision-status")).to_contain_text("Decided: approve")
     page.goto(f"/runs/{run_id}/")
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=30_000)

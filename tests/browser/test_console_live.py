@@ -26,6 +26,16 @@ document.body.addEventListener('htmx:wsClose', () => window.__ws.close++);
 """
 
 
+def wait_until(page, expression: str, timeout_ms: int) -> None:
+    """Poll ``expression`` from outside the page: ``wait_for_function`` evaluates it inside,
+    with eval, which the Content-Security-Policy forbids."""
+    for _ in range(timeout_ms // 100):
+        if page.evaluate(expression):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{expression} not true within {timeout_ms} ms")
+
+
 def test_an_escalation_appears_live_in_each_filtered_inbox(login, started):
     approvals = login("operator").pages[0]
     approvals.goto("/inbox/?reason=approval_required")
@@ -95,7 +105,7 @@ def test_after_a_dropped_websocket_the_inbox_catches_up_once(login, started):
     opened = inbox.evaluate("window.__ws.open")
 
     network.drop()
-    inbox.wait_for_function("window.__ws.close >= 1", timeout=15_000)
+    wait_until(inbox, "window.__ws.close >= 1", 15_000)
 
     other = login("admin").pages[0]  # another operator, online, raises a new escalation
     esc = escalation_of(other, start_run(other, "I want a refund for order 1042", started))
@@ -103,7 +113,7 @@ def test_after_a_dropped_websocket_the_inbox_catches_up_once(login, started):
     expect(inbox.locator(f"#esc-{esc}")).to_have_count(0)  # missed while offline
 
     network.restore()
-    inbox.wait_for_function(f"window.__ws.open > {opened}", timeout=30_000)
+    wait_until(inbox, f"window.__ws.open > {opened}", 30_000)
     expect(inbox.locator(f"#esc-{esc}")).to_have_count(1, timeout=15_000)
     inbox.wait_for_timeout(2_500)  # the second catch-up read, 2 s after the reconnect
     ids = row_ids(inbox)

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from .conftest import PASSWORD
-from .console_helpers import confirm, escalation_of, keys_ready, start_run
+from .console_helpers import confirm, decision_button, escalation_of, keys_ready, start_run
 
 pytestmark = pytest.mark.browser
 SCREENSHOTS = os.environ.get("AGENTDESK_SCREENSHOTS", "")
@@ -40,7 +40,7 @@ def shoot(page: Page, name: str) -> None:
 def still_open(page: Page, esc: int) -> None:
     page.goto(f"/escalations/{esc}/")
     expect(page.get_by_test_id("decision-status")).not_to_contain_text("Decided")
-    expect(page.get_by_test_id("action-reject")).to_be_visible()
+    expect(decision_button(page, "Reject")).to_be_visible()
 
 
 def test_approving_a_refund_rejecting_and_aborting_ask_first(login, started):
@@ -87,7 +87,7 @@ def test_approving_a_refund_rejecting_and_aborting_ask_first(login, started):
     expect(dialog).to_be_visible()
     page.get_by_role("button", name="Cancel", exact=True).click()
     expect(dialog).to_be_hidden()
-    page.get_by_test_id("action-take_over").click()
+    decision_button(page, "Take over").click()
     expect(page.get_by_test_id("confirm-title")).to_contain_text("Take over run")
     page.get_by_test_id("confirm-cancel").click()
     expect(page.get_by_test_id("decision-status")).not_to_contain_text("Decided")
@@ -148,12 +148,12 @@ def test_a_lost_session_keeps_the_typed_reply_through_logging_in(login, started)
     esc = escalation_of(page, start_run(page, f"I want my money back. {unique_tag('Lost')}",
                                         started))
     page.goto(f"/escalations/{esc}/")
-    expect(page.get_by_test_id("action-approve")).to_have_count(0)  # nothing proposed
+    expect(decision_button(page, "Approve")).to_have_count(0)  # nothing proposed
     reply = "It is order 1001, the blue kettle"
     page.get_by_test_id("decision-message").fill(reply)
     context.clear_cookies()  # the session (and its CSRF cookie) is gone
 
-    page.get_by_test_id("action-reply").click()
+    decision_button(page, "Reply").click()
     alert = page.get_by_test_id("session-expired")
     expect(alert).to_contain_text("Your session expired")
     expect(alert).to_contain_text("what you typed is kept")
@@ -172,5 +172,5 @@ def test_a_lost_session_keeps_the_typed_reply_through_logging_in(login, started)
     shoot(page, "escalation-typed-restored-1280.png")
     expect(page.get_by_test_id("decision-status")).not_to_contain_text("Decided")
 
-    page.get_by_test_id("action-reply").click()
+    decision_button(page, "Reply").click()
     expect(page.get_by_test_id("decision-status")).to_contain_text("Decided: reply")

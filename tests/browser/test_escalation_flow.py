@@ -7,6 +7,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from .console_helpers import decision_button
+
 pytestmark = pytest.mark.browser
 
 
@@ -51,7 +53,7 @@ def test_refund_approval_flow_live_in_two_tabs(login):
     expect(body).to_contain_text("issue_refund")
     expect(body).to_contain_text("180")
     expect(body).to_contain_text("refund-policy.md")  # the retrieved context is on screen
-    inbox.get_by_test_id("action-approve").click()
+    decision_button(inbox, "Approve").click()
     inbox.get_by_test_id("confirm-ok").click()  # a refund cannot be undone: it asks first
     expect(inbox.get_by_test_id("decision-status")).to_contain_text("approve")
 
@@ -68,7 +70,7 @@ def test_reply_to_a_question_continues_the_run(login):
     page.goto("/inbox/")
     page.get_by_test_id("inbox-row").filter(has_text="Which order").locator("a").first.click()
     page.fill("textarea[name=message]", "It is order 1001")
-    page.get_by_test_id("action-reply").click()
+    decision_button(page, "Reply").click()
     expect(page.get_by_test_id("decision-status")).to_contain_text("reply")
     page.goto(run_url)
     expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=20_000)

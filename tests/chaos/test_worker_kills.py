@@ -258,6 +258,11 @@ def check(db, refunds: list[dict[str, Any]]) -> dict[str, Any]:
             assert journal_keys[rows[0][0]] == 1
         elif run["reason"] != "tool_outcome_unknown":
             assert not rows, f"run {run_id} ({run['status']}) has a refund: {rows}"
+    # No money is left held by the dead: every reservation went back. (Spent may exceed the
+    # recorded costs here: a kill can land between a call's settle and its step's commit.)
+    left = money(db)
+    assert (left["reserved"], left["held"]) == (0, 0), f"reservations leaked: {left}"
+    assert left["spent"] >= left["recorded"], left
     return {"outcomes": outcomes, "refunds": len(refunds),
             "statuses": Counter(r["status"] for r in runs.values()),
             "steps": sum(len(t) for t in steps.values())}
@@ -354,3 +359,111 @@ def test_runs_survive_workers_killed_at_random(stack, capsys):
     with capsys.disabled():
         print(summary)
     assert kills >= MIN_KILLS, f"only {kills} kills: {summary}"
+
+
+# -- money: the reservations of a worker killed mid-call go back -------------------------
+
+MONEY_RUNS = 8
+MONEY_SUBMITTER = """
+import os
+from decimal import Decimal
+from runs.breakers import reset_breakers
+from runs.models import Team
+from runs.services import submit_run
+reset_breakers()
+team = Team.objects.get(slug="demo")
+team.daily_budget_usd = Decimal("50")  # a real budget: every call reserves against it
+team.save()
+for i in range(int(os.environ["MONEY_RUNS"])):
+    submit_run(team=team, agent_slug="support-refunds", user_id=None,
+               task_input={"message": f"Where is my order 1077? (ticket {i})"})
+print("SUBMITTED", flush=True)
+"""
+
+
+def money(db) -> dict[str, Any]:
+    """The team's day, and what its runs hold and have recorded (committed state only)."""
+    reserved, spent = db.execute(
+        "SELECT coalesce(sum(reserved_usd), 0), coalesce(sum(spent_usd), 0) "
+        "FROM runs_teamdailyspend").fetchone()
+    held, holding, recorded = db.execute(
+        "SELECT coalesce(sum(reserved_usd), 0), count(*) FILTER (WHERE reserved_usd > 0), "
+        "coalesce(sum(cost_usd), 0) FROM runs_run").fetchone()
+    return {"reserved": reserved, "spent": spent, "held": held, "holding": holding,
+            "recorded": recorded}
+
+
+@pytest.fixture
+def slow_stack(tmp_path):
+    """One worker and model calls slow enough (0.9 s on the small tier, 3.6 s on the large)
+    to be killed in the middle of; leases long enough that a live worker never loses one."""
+    if not production_mode():
+        pytest.skip("needs Redis + Postgres: worker processes share the broker")
+    deployment = Stack(
+        workdir=tmp_path, name=f"agentdesk_money_{os.getpid()}", workers=1,
+        worker_args=["--pool", "threads", "-c", "8"], web=False, beat=False,
+        latency_scale=6.0,
+        extra_env={"AGENTDESK_RUN_LEASE_SECONDS": "15", "AGENTDESK_RUN_SLICE_SECONDS": "10"},
+    )
+    try:
+        deployment.start()
+        yield deployment
+    finally:
+        deployment.stop()
+        if deployment.env:
+            drop_database(deployment.env["DATABASE_URL"])
+            forget_queue(deployment.env["REDIS_URL"], deployment.name)
+
+
+@pytest.mark.timeout(240)
+def test_reservations_of_a_worker_killed_mid_call_go_back(slow_stack, capsys):
+    """SIGKILL the worker while runs hold team-budget reservations for calls in flight: the
+    team's reserved total stays up (attributable: it is what the runs hold) until the reaper
+    takes their expired leases; then it is 0 again, and the team's spend is the sum of the
+    runs' recorded costs (the dead calls' cost is unknown and was never recorded)."""
+    import psycopg
+
+    stack = slow_stack
+    submitter = manage_shell(stack, MONEY_SUBMITTER, "submitter", MONEY_RUNS=str(MONEY_RUNS))
+    reaper = None
+    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as db:
+        try:
+            assert submitter.wait(timeout=60) == 0, (stack.workdir / "submitter.out").read_text()
+            # Freeze the worker (SIGSTOP) with at least two calls in flight, at a moment when
+            # every settled call is already recorded on its run: a worker killed between a
+            # settle and the step's checkpoint would have spent money no step records.
+            worker = stack.procs["worker0"].pid
+            deadline = time.monotonic() + 90
+            while True:
+                assert time.monotonic() < deadline, f"no calls in flight to kill: {money(db)}"
+                if money(db)["holding"] >= 2:
+                    os.killpg(worker, signal.SIGSTOP)
+                    frozen = money(db)
+                    if (frozen["holding"] >= 2 and frozen["spent"] == frozen["recorded"]
+                            and frozen["reserved"] == frozen["held"]):
+                        break
+                    os.killpg(worker, signal.SIGCONT)
+                time.sleep(0.05)
+            stack.kill("worker0")  # SIGKILL, mid-call
+            dead = money(db)
+            assert dead["reserved"] > 0 and dead["reserved"] == dead["held"], dead
+
+            stack.start_worker(0)
+            reaper = manage_shell(stack, REAPER, "reaper", CHAOS_REAP_EVERY="1")
+            drain(db)
+            after = money(db)
+            assert (after["reserved"], after["held"], after["holding"]) == (0, 0, 0), after
+            assert after["spent"] == after["recorded"] > dead["spent"], after
+            statuses = Counter(s for (s,) in db.execute("SELECT status FROM runs_run"))
+            assert set(statuses) <= TERMINAL | {"waiting_human"}, statuses
+            assert sum(statuses.values()) == MONEY_RUNS
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{stack.log_tail()}") from None
+        finally:
+            for proc in (submitter, reaper):
+                if proc is not None:
+                    stop(proc)
+    with capsys.disabled():
+        print(f"\nmoney: killed with {dead['holding']} calls in flight holding "
+              f"{dead['reserved']} USD; after the reaper: reserved {after['reserved']}, spent "
+              f"{after['spent']} = recorded {after['recorded']}; {dict(statuses)}")

@@ -71,7 +71,7 @@ def many_escalations(team: Team, count: int, reasons=("approval_required", "low_
 
 
 def personas(demo: dict) -> dict:
-    """The demo personas plus a team admin who is not staff, and a superuser of no team."""
+    """The demo personas plus a team admin who is not a superuser, and a superuser of no team."""
     users = get_user_model()
     team_admin = users.objects.create_user("teamadmin", password=PASSWORD)
     Membership.objects.create(user=team_admin, team=demo["team"], role="admin")

@@ -62,6 +62,7 @@ def rule_row(rule: Rule | None = None, **changes: Any) -> dict[str, Any]:
 def policy_post(policy: Policy, rules: list[dict[str, Any]] = (), existing: int = 0,
                 **changes: Any) -> dict[str, Any]:
     data = {f: _form_value(changes.get(f, getattr(policy, f))) for f in POLICY_FIELDS}
+    data["team"] = changes.get("team", policy.team_id)
     return data | inline("rules", list(rules), initial=existing)
 
 
@@ -92,10 +93,10 @@ def test_a_policy_refuses_approval_tools_its_agents_do_not_have(demo, admin):
 
 
 def test_a_policy_no_agent_uses_yet_is_checked_against_every_installed_agent(demo):
-    fresh = Policy(name="fresh", approval_tools=["refund_everything"])
+    fresh = Policy(name="fresh", team=demo["team"], approval_tools=["refund_everything"])
     message = errors_of(fresh.full_clean)
     assert "refund_everything" in message and KNOWN_TOOLS in message
-    Policy(name="fresh", approval_tools=["issue_refund"]).full_clean()
+    Policy(name="fresh", team=demo["team"], approval_tools=["issue_refund"]).full_clean()
 
 
 # -- 2. rules ------------------------------------------------------------------------------
@@ -211,7 +212,8 @@ def test_rules_edited_through_the_policy_are_audited(demo, admin):
 def test_agent_team_and_api_key_changes_are_audited(demo, admin):
     agent = Agent.objects.get()
     post = {"team": agent.team_id, "slug": agent.slug, "name": agent.name,
-            "input_schema": json.dumps(agent.input_schema), "policy": agent.policy_id}
+            "input_schema": json.dumps(agent.input_schema), "policy": agent.policy_id,
+            } | inline("knowledge_documents", [])
     assert admin.post(f"/admin/runs/agent/{agent.pk}/change/", post).status_code == 302
     [event] = events("agent.changed")
     assert event.detail == {"object": str(agent), "before": {"enabled": True},
@@ -220,15 +222,17 @@ def test_agent_team_and_api_key_changes_are_audited(demo, admin):
     team = demo["team"]
     members = [{"id": m.pk, "team": team.pk, "user": m.user_id, "role": m.role}
                for m in team.memberships.order_by("id")]
+    secret = team.webhook_secret
     post = {"slug": team.slug, "name": team.name, "daily_budget_usd": "12.5",
-            "max_running_runs": "", "callback_url": "", "webhook_secret": "s3cret"}
+            "max_running_runs": "", "callback_url": "", "webhook_secret": "s3cret",
+            "auto_assign_active_minutes": team.auto_assign_active_minutes}
     post |= inline("memberships", members, initial=len(members))
     assert admin.post(f"/admin/runs/team/{team.pk}/change/", post).status_code == 302
     [event] = events("team.changed")
-    assert event.detail["before"] == {"daily_budget_usd": None, "webhook_secret": ""}
-    assert event.detail["after"] == {"daily_budget_usd": "12.5000",
-                                     "webhook_secret": "(changed)"}
-    assert "s3cret" not in json.dumps(event.detail)
+    assert event.detail["before"] == {"daily_budget_usd": None}
+    assert event.detail["after"] == {"daily_budget_usd": "12.5000"}
+    team.refresh_from_db()  # the secret is not a form field: only rotation changes it
+    assert team.webhook_secret == secret and secret not in json.dumps(event.detail)
 
     key = ApiKey.objects.create(team=team, name="old", prefix="adk_x", hashed_key="h" * 64)
     resp = admin.post(f"/admin/runs/apikey/{key.pk}/delete/", {"post": "yes"})
@@ -241,16 +245,17 @@ def test_agent_team_and_api_key_changes_are_audited(demo, admin):
 
 def test_a_new_team_is_audited_in_its_own_log(demo, admin):
     post = {"slug": "new", "name": "New team", "daily_budget_usd": "", "max_running_runs": "",
-            "callback_url": "", "webhook_secret": ""} | inline("memberships", [])
+            "callback_url": "", "auto_assign_active_minutes": "15"} | inline("memberships", [])
     assert admin.post("/admin/runs/team/add/", post).status_code == 302
     [event] = events("team.created")
     assert event.team == Team.objects.get(slug="new")
     assert event.detail["after"]["name"] == "New team"
 
 
-def test_a_policy_no_team_uses_is_saved_without_an_audit_row(demo, admin):
-    """The audit log is per team; a policy no agent uses belongs to no team yet."""
-    spare = Policy.objects.create(name="spare")
+def test_a_policy_no_agent_uses_is_audited_in_its_own_teams_log(demo, admin):
+    """The audit log is per team; a policy belongs to its team even before an agent uses it."""
+    spare = Policy.objects.create(name="spare", team=demo["other_team"])
     assert change_policy(admin, spare, max_steps=3).status_code == 302
     assert Policy.objects.get(pk=spare.pk).max_steps == 3
-    assert not events("policy.changed")
+    [event] = events("policy.changed")
+    assert event.team == demo["other_team"]

@@ -33,7 +33,7 @@ from agentdesk.agents.support_refunds.agent import AGENT as _BASE
 from agentdesk.runtime.agent import AgentSpec
 
 AGENT = AgentSpec(slug={slug!r}, name="Extra", instructions="Help.",
-                  input_model=_BASE.input_model, tools=_BASE.tools, retrieve=_BASE.retrieve)
+                  input_model=_BASE.input_model, tools=_BASE.tools)
 NOT_AN_AGENT = 42
 """
 

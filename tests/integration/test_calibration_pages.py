@@ -67,19 +67,20 @@ def test_the_window_reads_only_the_last_n_labels(demo):
     assert result.count == 60
 
 
-def test_only_team_admins_and_staff_may_apply(demo):
+def test_only_team_admins_and_superusers_may_apply(demo):
     people = personas(demo)
     seed_labels(demo["team"], 300)
     value, before = suggestion(demo), agent(demo).policy.confidence_threshold
     refused = apply(people["operator"], demo, value)
-    assert "Only an admin of a team using this policy" in refused.content.decode()
+    assert refused.status_code == 403
+    assert "Only an admin of the policy&#x27;s team" in refused.content.decode()
     assert apply(people["outsider"], demo, value).status_code == 404
     html = client_for(people["operator"]).get("/calibration/").content.decode()
-    assert 'data-testid="apply-threshold"' not in html and "A team admin" in html
+    assert 'data-testid="apply-threshold"' not in html and "An admin of the policy's team" in html
     assert Policy.objects.get().confidence_threshold == before
     assert not AuditEvent.objects.filter(action="policy.threshold_applied").exists()
 
-    done = apply(people["admin"], demo, value)  # a team admin who is not staff
+    done = apply(people["admin"], demo, value)  # a team admin, not a superuser
     assert f"{before:.2f} → {value:.2f}" in done.content.decode()
     assert Policy.objects.get().confidence_threshold == value
     event = AuditEvent.objects.get(action="policy.threshold_applied")
@@ -93,13 +94,13 @@ def test_only_team_admins_and_staff_may_apply(demo):
     assert "already uses" in again.content.decode()
 
 
-def test_staff_may_apply_and_new_runs_snapshot_it(demo):
+def test_a_superuser_may_apply_and_new_runs_snapshot_it(demo):
     seed_labels(demo["team"], 300)
     value = suggestion(demo)
     Policy.objects.update(confidence_threshold=0.5)
     old = services.submit_run(team=demo["team"], agent_slug="support-refunds",
                               task_input={"message": "Where is my order 1077?"}, user_id=None)
-    apply(demo["admin"], demo, value)  # the demo admin is staff
+    apply(demo["admin"], demo, value)  # the demo admin is a superuser
     new = services.submit_run(team=demo["team"], agent_slug="support-refunds",
                               task_input={"message": "Where is my order 1077?"}, user_id=None)
     assert Run.objects.get(pk=new.pk).policy.confidence_threshold == value

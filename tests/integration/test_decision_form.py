@@ -30,7 +30,13 @@ def test_irreversible_actions_ask_first_and_labels_are_whole_words(demo):
         assert "data-confirm=" in button(page, testid), testid
     assert "data-confirm" not in button(page, "action-reply")
     assert "<u>" not in page  # no label split into pieces
-    assert ">Approve</button>" in approve and ">Abort</button>" in button(page, "action-abort")
+    # the shortcut letter is marked inside one inline run of text (the name stays "Approve");
+    # a key the label lacks follows it, hidden from the accessible name
+    assert '><span class="key-label"><span class="key-letter">A</span>pprove</span></button>' \
+        in approve
+    assert 'aria-keyshortcuts="a"' in approve
+    assert '>Abort <kbd class="key-cap" aria-hidden="true">x</kbd></button>' in button(
+        page, "action-abort")
     assert "ask you to confirm" in page
 
 
@@ -71,7 +77,7 @@ def test_a_refused_extension_keeps_the_values_and_names_each_field(demo):
     assert "Cannot go below the current limit" in error
     assert 'data-testid="error-max_tokens"' not in page
     assert ">one more go</textarea>" in page
-    assert ">Extend budget &amp; resume</button>" in page
+    assert 'Extend <span class="key-letter">b</span>udget &amp; resume</span></button>' in page
 
 
 def test_a_refused_reply_keeps_the_message(demo):

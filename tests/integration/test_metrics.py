@@ -20,8 +20,18 @@ from tests.api.conftest import (  # noqa: F401  (autouse fixtures)
 
 from .helpers import submit, wait_status
 
+TOKEN = "scrape-me"
+
+
+@pytest.fixture(autouse=True)
+def metrics_token(settings):
+    """Outside DEBUG, /metrics needs a token (a test of its own checks the refusal)."""
+    settings.METRICS_TOKEN = TOKEN
+    return settings
+
 
 def scrape(client: Client | None = None, **headers) -> dict[str, dict[tuple, float]]:
+    headers.setdefault("Authorization", f"Bearer {TOKEN}")
     response = (client or Client()).get("/metrics", headers=headers)
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain")
@@ -107,6 +117,18 @@ def test_metrics_token_is_required_when_set(demo, settings):
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     samples = scrape(client, Authorization="Bearer scrape-me")
     assert "agentdesk_queue_depth" in samples and Run.objects.count() == 0
+
+
+def test_metrics_are_refused_outside_debug_without_a_token(demo, settings):
+    """Fail closed: every team's totals are not served to anyone who asks."""
+    settings.METRICS_TOKEN = ""
+    settings.DEBUG = False
+    response = Client().get("/metrics", headers={"Authorization": "Bearer "})
+    assert response.status_code == 403
+    body = response.content.decode()
+    assert "set METRICS_TOKEN" in body and "agentdesk_" not in body
+    settings.DEBUG = True  # a developer's machine: open
+    assert Client().get("/metrics").status_code == 200
 
 
 def test_request_id_is_echoed_or_generated(demo):

@@ -11,7 +11,7 @@ from agentdesk.runtime.options import HumanTimeoutAction, OnBound, RuleAction
 from agentdesk.runtime.state import PolicySnapshot
 from runs.models import Policy, Rule
 
-NOT_LIMITS = {"id", "name", "updated_at"}  # identity and bookkeeping, not behaviour
+NOT_LIMITS = {"id", "team", "name", "updated_at"}  # identity and bookkeeping, not behaviour
 
 
 def test_every_policy_field_reaches_the_snapshot():

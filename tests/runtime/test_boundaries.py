@@ -10,7 +10,8 @@ import agentdesk.runtime
 
 RUNTIME_DIR = Path(agentdesk.runtime.__file__).parent
 THIRD_PARTY = {"openai", "pydantic", "pydantic_core", "tenacity", "pybreaker", "structlog", "httpx",
-               "tiktoken"}  # tokens.py counts prompts with the model's own encoding
+               "tiktoken",  # tokens.py counts prompts with the model's own encoding
+               "jsonschema"}  # tools and agents described by a JSON schema (MCP, admin)
 OWN_PACKAGE = "agentdesk.runtime"
 
 

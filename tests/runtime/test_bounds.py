@@ -69,7 +69,7 @@ def test_token_totals_never_exceed_the_limit(agent, policy, store, clock, state)
     policy.max_steps = 200
     policy.no_progress_limit = 1000  # the searches find the same documents; not a loop here
     policy.max_output_tokens = 200
-    policy.max_tokens = 20_000
+    policy.max_tokens = 60_000
     model = ScriptedModel(prompt_usage=True).script(*_searches(40))
     state = Engine(agent, policy, model, store, clock=clock).advance(state, slice_seconds=1e9)
 
@@ -106,7 +106,8 @@ def test_cost_limit_counts_the_worst_case_of_the_next_call(
 def test_cost_totals_never_exceed_the_ceiling(agent, policy, store, clock, state):
     policy.max_steps = 200
     policy.no_progress_limit = 1000  # the searches find the same documents; not a loop here
-    policy.max_cost_usd = Decimal("0.003")
+    policy.max_cost_usd = Decimal("0.006")
+    policy.max_tokens = 1_000_000  # the ceiling under test is the cost one
     model = ScriptedModel(prompt_usage=True).script(*_searches(40))
     state = Engine(agent, policy, model, store, clock=clock).advance(state, slice_seconds=1e9)
 

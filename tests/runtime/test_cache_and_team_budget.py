@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from agentdesk.runtime import model_calls
 from agentdesk.runtime.budget import worst_case_cost
 from agentdesk.runtime.llm import ModelError
 from agentdesk.runtime.loop import Engine
@@ -103,6 +104,22 @@ def test_different_messages_miss_the_cache(agent, policy, model, store):
     assert "cache_hit" not in second_store.steps_of(StepKind.MODEL)[0].args
     assert len(cache.entries) == 2
     assert second.usage.cost_usd > 0
+
+
+def test_a_changed_policy_misses_the_cache(agent, policy, model, store):
+    """The policy's version is in the key: after an admin edits the policy, a run under the
+    new version asks the model again instead of getting a reply made under the old one."""
+    cache = DictResponseCache()
+    model.script(decision_reply("In transit."), decision_reply("Delivered."))
+    _engine(agent, policy, model, store, cache=cache).advance(new_run(QUESTION, "run-1"))
+    edited = policy.model_copy(update={"max_steps": policy.max_steps + 1})
+    second_store = type(store)()
+    second = _engine(agent, edited, model, second_store, cache=cache).advance(
+        new_run(QUESTION, "run-2"))
+    assert len(model.calls) == 2 and second.answer == "Delivered."
+    assert "cache_hit" not in second_store.steps_of(StepKind.MODEL)[0].args
+    assert model_calls.policy_version(edited) != model_calls.policy_version(policy)
+    assert model_calls.policy_version(policy.model_copy()) == model_calls.policy_version(policy)
 
 
 def test_an_expired_entry_is_asked_again(agent, policy, model, store):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 
-from agentdesk.agents.support_refunds import knowledge
 from agentdesk.agents.support_refunds.tools import _orders
+from agentdesk.runtime.knowledge import FolderKnowledge
 from agentdesk.runtime.loop import Engine
 from agentdesk.runtime.outcomes import Reason, RunStatus, StepKind
 from agentdesk.runtime.state import Usage
@@ -30,19 +29,22 @@ def test_retrieval_is_step_zero_and_precedes_every_model_call(engine, model, sto
     assert first.result["documents"][0] == "refund-policy.md"
     assert [d["source"] for d in state.context] == first.result["documents"]
 
-    refund_doc = next(d for d in knowledge.documents() if d["source"] == "refund-policy.md")
+    refund_passage = FolderKnowledge.from_folder(engine.agent.knowledge_dir).search(
+        "refund-policy arrive refund", 1)[0]
+    assert refund_passage.source == "refund-policy.md"
     system, user = model.calls[0].messages[:2]
     assert system["role"] == "system"
     assert system["content"].startswith("You are the support-refunds agent.")
-    assert refund_doc["text"] in system["content"]
+    assert f"[refund-policy.md] {refund_passage.text}" in system["content"]
     assert user == {"role": "user", "content": "How long does a refund take to arrive?"}
 
 
 def test_failed_retrieval_is_recorded_and_no_context_is_invented(agent, policy, model, store):
-    def broken(_input):
-        raise OSError("search index unavailable")
+    class Broken:
+        def search(self, query, limit=3):
+            raise OSError("search index unavailable")
 
-    engine = Engine(dataclasses.replace(agent, retrieve=broken), policy, model, store)
+    engine = Engine(agent, policy, model, store, knowledge=Broken())
     model.script(decision_reply("Refunds arrive within 5 business days."))
     state = engine.advance(new_run("How long does a refund take?"))
 

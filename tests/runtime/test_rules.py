@@ -117,7 +117,7 @@ class _Input(BaseModel):
 
 
 def test_the_placeholders_are_the_inputs_text_and_number_fields():
-    assert rules.placeholders(_Input) == ["count", "message", "ratio"]
+    assert rules.placeholders(_Input.model_json_schema()) == ["count", "message", "ratio"]
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from agentdesk.runtime.agent import AgentSpec
 
-from . import knowledge
 from .tools import registry
 
 MAX_MESSAGE_CHARS = 4000
@@ -26,15 +25,11 @@ for the customer once the task is done.
 """
 
 
-def retrieve(task_input: dict[str, Any]) -> list[dict[str, Any]]:
-    return knowledge.search(str(task_input.get("message", "")))
-
-
 AGENT = AgentSpec(
     slug="support-refunds",
     name="Support: refunds",
     instructions=INSTRUCTIONS,
     input_model=SupportRequest,
     tools=registry,
-    retrieve=retrieve,
+    knowledge_dir=Path(__file__).parent / "knowledge",
 )

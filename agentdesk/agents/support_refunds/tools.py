@@ -25,8 +25,6 @@ from pydantic import BaseModel, Field
 
 from agentdesk.runtime.tools import ToolContext, ToolError, ToolRegistry, TransientToolError
 
-from . import knowledge
-
 registry = ToolRegistry()
 ORDERS_FILE = Path(__file__).parent / "orders.json"
 FAILING_ORDERS = {"9999": "order service unavailable (HTTP 503)"}
@@ -74,8 +72,8 @@ def refunds_journal() -> Path:
 @registry.tool(args=SearchPolicyArgs)
 def search_policy(ctx: ToolContext, args: SearchPolicyArgs) -> dict[str, Any]:
     """Search the support policy documents (refunds, returns, shipping)."""
-    hits = knowledge.search(args.query)
-    return {"documents": [{"source": h["source"], "text": h["text"]} for h in hits]}
+    hits = ctx.knowledge.search(args.query)
+    return {"documents": [{"source": h.source, "text": h.text} for h in hits]}
 
 
 @registry.tool(args=LookupOrderArgs, timeout_s=LOOKUP_TIMEOUT_S)

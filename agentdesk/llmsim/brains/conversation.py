@@ -68,6 +68,9 @@ class Conversation:
     exchanges: tuple[ToolExchange, ...]
     knowledge: tuple[tuple[str, str], ...] = ()
     """``(source, text)`` of the documents the system prompt quotes as ``[source] text``."""
+    tools: tuple[dict[str, Any], ...] = ()
+    """The function tools the request offers, in OpenAI's shape (the generic brain picks
+    one by its name and description, and fills its arguments from its schema)."""
 
     @property
     def latest_operator(self) -> OperatorMessage | None:
@@ -94,8 +97,11 @@ def agent_slug(messages: Sequence[dict[str, Any]]) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def read_conversation(messages: Sequence[dict[str, Any]]) -> Conversation:
-    """Parse OpenAI-style messages into a Conversation (fault markers removed from text)."""
+def read_conversation(
+    messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] = ()
+) -> Conversation:
+    """Parse OpenAI-style messages into a Conversation (fault markers removed from text);
+    ``tools``: the function tools offered with them."""
     task: str | None = None
     latest_user = ""
     operators: list[OperatorMessage] = []
@@ -145,6 +151,7 @@ def read_conversation(messages: Sequence[dict[str, Any]]) -> Conversation:
         knowledge=tuple((m["source"], m["text"]) for m in _KNOWLEDGE_RE.finditer(system))
         if agent_slug(messages)
         else (),
+        tools=tuple(tools),
     )
 
 

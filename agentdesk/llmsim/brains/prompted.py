@@ -16,6 +16,9 @@ from typing import Any
 
 TOOLS_HEADING = "## Tools (reply protocol)"
 _TOOL_LINE_RE = re.compile(r"^- (?P<name>[A-Za-z0-9_.-]+): ", re.MULTILINE)
+_TOOL_DESCRIPTION_RE = re.compile(
+    r"^- (?P<name>[A-Za-z0-9_.-]+): (?P<description>.*?)(?: Arguments: (?P<schema>\{.*\}))?$",
+    re.MULTILINE)
 _RESULT_RE = re.compile(r"^Result of (?P<name>\S+) \(call (?P<id>[^)]*)\): (?P<payload>.*)\Z",
                         re.DOTALL)
 _JSON_REPLY_RE = re.compile(r"reply with (?:exactly )?one JSON object", re.IGNORECASE)
@@ -30,6 +33,27 @@ def offered_tools(system_text: str) -> frozenset[str]:
     end = section.find("\n## ")
     section = section if end < 0 else section[:end]
     return frozenset(match.group("name") for match in _TOOL_LINE_RE.finditer(section))
+
+
+def described_tools(system_text: str) -> list[dict[str, Any]]:
+    """The tools the instructions offer, as OpenAI function tools: each line's name, its
+    description and the JSON schema after ``Arguments:`` (empty when unreadable)."""
+    start = system_text.find(TOOLS_HEADING)
+    if start < 0:
+        return []
+    section = system_text[start + len(TOOLS_HEADING):]
+    end = section.find("\n## ")
+    section = section if end < 0 else section[:end]
+    tools = []
+    for match in _TOOL_DESCRIPTION_RE.finditer(section):
+        try:
+            schema = json.loads(match["schema"] or "{}")
+        except json.JSONDecodeError:
+            schema = {}
+        tools.append({"type": "function", "function": {
+            "name": match["name"], "description": match["description"].strip(),
+            "parameters": schema if isinstance(schema, dict) else {}}})
+    return tools
 
 
 def asks_for_json(system_text: str) -> bool:
