@@ -198,6 +198,9 @@ AGENTDESK_AGENTS = env.list("AGENTDESK_AGENTS",
 # Programs an admin may start as stdio MCP servers (comma-separated names, e.g. "npx,uvx"):
 # a stdio server is a command run on every worker, so none is allowed unless listed here.
 MCP_STDIO_COMMANDS = env.list("AGENTDESK_MCP_STDIO_COMMANDS", default=[])
+# A websocket listener's access (session, teams) is checked again at most this often (s): a
+# removed member stops hearing the team within it. 0 checks before every message.
+LIVE_RECHECK_SECONDS = env.float("AGENTDESK_LIVE_RECHECK_SECONDS", default=2.0)
 
 # --- app limits ---------------------------------------------------------------------------
 MAX_INPUT_BYTES = env.int("AGENTDESK_MAX_INPUT_BYTES", default=256 * 1024)

@@ -265,7 +265,8 @@ def purge_queue(queue: str) -> None:
         return
     import redis
 
-    redis.Redis.from_url(url).delete(queue, f"_kombu.binding.{queue}")
+    redis.Redis.from_url(url).delete(queue, f"_kombu.binding.{queue}",
+                                     f"_kombu.binding_permanent.{queue}")
 
 
 def settle(run_ids: list[int], timeout: float, stall_s: float = 20.0) -> bool:

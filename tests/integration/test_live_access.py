@@ -1,8 +1,11 @@
-"""Websocket access is checked on every group message, not only on connect (issue 15, item
-5): a member removed from the team, or logged out, hears nothing from the next message on,
-and the socket closes."""
+"""Websocket access is checked again while connected, not only on connect (issue 15, item
+5): a member removed from the team, or logged out, hears nothing once the re-check interval
+(``LIVE_RECHECK_SECONDS``) has passed, and the socket closes. Most tests set the interval to
+0 (a check before every message) to show exactly what a check does."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -18,6 +21,12 @@ from .helpers import submit
 from .test_live import connect, cookie_for
 
 pytestmark = pytest.mark.usefixtures("data_dir")
+
+
+@pytest.fixture(autouse=True)
+def check_every_message(request, settings):
+    if "interval" not in request.node.name:
+        settings.LIVE_RECHECK_SECONDS = 0
 
 
 async def say(group: str, text: str) -> None:
@@ -82,6 +91,25 @@ def test_a_logged_out_session_stops_hearing_at_the_next_message(demo):
         assert (await inbox.connect())[0]
         await database_sync_to_async(Session.objects.filter(session_key=session_key).delete)()
         await say(team_group(team.pk), "<p>after logout</p>")
+        assert await closed_with(inbox, NOT_FOUND)
+
+    async_to_sync(scenario)()
+
+
+def test_within_the_interval_a_burst_shares_one_check_and_after_it_a_removed_member_is_cut_off(
+        demo, settings):
+    settings.LIVE_RECHECK_SECONDS = 0.5
+    team, operator = demo["team"], demo["operator"]
+    inbox = connect("/ws/inbox/", operator)
+
+    async def scenario():
+        assert (await inbox.connect())[0]
+        await database_sync_to_async(
+            Membership.objects.filter(user=operator, team=team).delete)()
+        await say(team_group(team.pk), "<p>within the interval</p>")  # checked at connect
+        assert await inbox.receive_from(timeout=5) == "<p>within the interval</p>"
+        await asyncio.sleep(0.6)
+        await say(team_group(team.pk), "<p>after it</p>")
         assert await closed_with(inbox, NOT_FOUND)
 
     async_to_sync(scenario)()
