@@ -17,7 +17,7 @@ from runs.consumers import NOT_FOUND
 from runs.events import LiveEvent, run_group, team_group
 from runs.models import Membership, Team
 
-from .helpers import submit
+from .helpers import submit, wait_status
 from .test_live import connect, cookie_for
 
 pytestmark = pytest.mark.usefixtures("data_dir")
@@ -38,9 +38,12 @@ async def closed_with(comm, code: int) -> bool:
     return output == {"type": "websocket.close", "code": code}
 
 
+@pytest.mark.usefixtures("celery_worker")
 def test_a_member_removed_from_the_team_stops_hearing_it_at_the_next_message(demo):
     team, operator = demo["team"], demo["operator"]
-    run = submit(team, operator, "Where is my order 1077?")
+    # settled first, so the only frames on the run's socket are this test's own
+    run = wait_status(submit(team, operator, "Where is my order 1077?"),
+                      "succeeded", "failed", "waiting_human")
     inbox, run_page = connect("/ws/inbox/", operator), connect(f"/ws/runs/{run.pk}/", operator)
 
     async def scenario():
