@@ -201,6 +201,9 @@ MCP_STDIO_COMMANDS = env.list("AGENTDESK_MCP_STDIO_COMMANDS", default=[])
 # A websocket listener's access (session, teams) is checked again at most this often (s): a
 # removed member stops hearing the team within it. 0 checks before every message.
 LIVE_RECHECK_SECONDS = env.float("AGENTDESK_LIVE_RECHECK_SECONDS", default=2.0)
+# Live fragments are rendered only for groups someone listens to (``runs.watchers``): a
+# listener's mark lives this long (s) and is renewed three times in that span.
+LIVE_WATCH_SECONDS = env.float("AGENTDESK_LIVE_WATCH_SECONDS", default=60.0)
 
 # --- app limits ---------------------------------------------------------------------------
 MAX_INPUT_BYTES = env.int("AGENTDESK_MAX_INPUT_BYTES", default=256 * 1024)

@@ -9,10 +9,10 @@ A step's time is the wall time from the end of the previous step's commit (or th
 ``advance``) to the end of this step's commit, minus the time spent inside the model call
 (``ModelClient.complete``: the openai client, HTTP and the simulator). So it includes:
 taking the lease and loading the run (first step of a slice), building the prompt, bounds,
-the response-cache lookup and store, the team-budget reserve and settle, parsing the reply,
-running the tool, the checkpoint (JSON of the run state, the Run UPDATE and Step INSERT in
-one transaction), rendering the live HTML fragments and publishing them to the channel
-layer after commit, and the structured log line.
+the response-cache lookup and store, the team-budget reservation, parsing the reply,
+running the tool, the checkpoint (JSON of the run state, the Run UPDATE, the Step INSERT
+with its transcript and the calls' settlement in one transaction), the check whether anyone
+watches the run (nobody does: no fragment is rendered), and the structured log line.
 
 The anchor (issue 16): DBOS workflows of no-op steps and the commit floor (one INSERT +
 COMMIT), on the same Postgres server, in this process, interleaved with the runs — a DBOS
@@ -241,10 +241,13 @@ def _write_section(metrics: dict[str, float], samples: list[dict[str, Any]]) -> 
           "**How:** `runs.execution.advance` called directly on a fresh database, simulator "
           "in its own process at zero latency; each step = time between consecutive commits "
           "(the first from the start of `advance`) minus the time inside the model call. "
-          "Included: lease and run load, prompt building, bounds, response cache, team budget "
-          "reserve/settle, reply parsing, tool execution, the checkpoint transaction (run "
-          "state as JSON, Run UPDATE, Step INSERT, escalation row), rendering the live HTML "
-          "fragments and publishing them after commit, the step's log line.")
+          "Included: lease and run load (the transcript read back from the step rows), "
+          "prompt building, bounds, response cache, the team-budget reservation, reply "
+          "parsing, tool execution, the checkpoint transaction (run state as JSON without "
+          "the transcript, Run UPDATE, Step INSERT with the transcript the step added, the "
+          "model calls' settlement, escalation row), the check whether anyone watches the "
+          "run (nobody does here, so no live fragment is rendered: `runs.watchers`), the "
+          "step's log line.")
     why = {}
     ratio = metrics.get("step_overhead_vs_dbos")
     if ratio is not None and not TARGETS["step_overhead_vs_dbos"].met(ratio):
@@ -291,10 +294,11 @@ def _write_section(metrics: dict[str, float], samples: list[dict[str, Any]]) -> 
 def _phase_means(samples: list[dict[str, Any]]) -> dict[str, float]:
     n = len(samples)
     labels = {
-        "commit": "checkpoint transaction (JSON, UPDATE, INSERT)",
-        "render": "render live fragments",
+        "commit": "checkpoint transaction (state JSON, run UPDATE, step INSERT with its "
+                  "transcript, the calls' settlement)",
+        "render": "live fragments (a watch check; rendered only when someone watches)",
         "publish": "publish to channel layer",
-        "budget": "team budget reserve + settle",
+        "budget": "team budget reserve (the settle is in the checkpoint)",
         "cache": "response cache get + set",
         "tool": "tool execution",
     }

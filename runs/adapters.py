@@ -16,14 +16,22 @@ from django.utils import timezone
 from agentdesk.runtime.ports import LedgerEntry
 from agentdesk.runtime.state import EscalationRequest, RunState, StepRecord
 
-from . import lifecycle
+from . import checkpoints, lifecycle
+from .budgets import DjangoTeamBudget
 from .models import Run, ToolCall
 
 
 class DjangoRunStore:
-    def __init__(self, run: Run, lease_owner: str) -> None:
+    """The run store of one time slice: it knows how much of the transcript the step rows
+    hold (``written``), and takes the slice's model-call settlements from its team budget,
+    so each checkpoint writes the step, its transcript and its spend in one transaction."""
+
+    def __init__(self, run: Run, lease_owner: str, written: checkpoints.Written | None = None,
+                 team_budget: DjangoTeamBudget | None = None) -> None:
         self.run = run
         self.lease_owner = lease_owner
+        self.written = written if written is not None else checkpoints.Written()
+        self.team_budget = team_budget
 
     def commit(
         self,
@@ -31,7 +39,10 @@ class DjangoRunStore:
         step: StepRecord | None = None,
         escalation: EscalationRequest | None = None,
     ) -> None:
-        lifecycle.checkpoint(self.run, self.lease_owner, state, step, escalation)
+        settlements = self.team_budget.take() if self.team_budget is not None else []
+        transcript = self.written.take(state) if step is not None else None
+        lifecycle.checkpoint(self.run, self.lease_owner, state, step, escalation,
+                             transcript=transcript, settlements=settlements)
 
     def ledger_begin(self, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry | None:
         try:

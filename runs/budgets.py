@@ -11,9 +11,12 @@ team's row writes it on the run (``Run.reserved_usd``, ``reserved_on``), for the
 holds the run's lease. So a reservation outlives a worker killed mid-call attributably, and
 is given back exactly once:
 
-- the lease holder's ``settle`` clears the run's hold only while it still holds the lease
-  (``WHERE lease_owner = me AND reserved_usd > 0``) and then gives the amount back; its real
-  cost is counted as spent either way — the provider billed it;
+- the lease holder settles in the checkpoint of the call's step (``settle``, one UPDATE of
+  the team's row in that transaction: no commit of its own). The checkpoint's UPDATE is
+  fenced by the lease, so when it matches the hold is still this worker's: it clears the
+  run's hold and gives the amount back. When the lease was lost meanwhile, only the real
+  cost is counted — the provider billed it. Holds add up on the run (an agreement sample
+  is a second call in the same step), and the checkpoint settles them all;
 - whoever takes the lease away (the reaper, a worker taking over an expired lease, a
   cancel) calls ``release_held`` in that same transaction: it locks the run row, and gives
   back whatever the run still holds. The dead call's cost is unknown and its step was never
@@ -28,6 +31,7 @@ only adds its cost, and a reaper after a settle finds nothing to give back.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -73,6 +77,7 @@ class DjangoTeamBudget:
         self.owner = owner
         self._row: tuple[date, int, Decimal | None] | None = None  # (day, pk, limit)
         self._held_row: int | None = None  # the row of the reservation out
+        self._settlements: list[Settlement] = []  # calls made since the last checkpoint
 
     def _today_row(self) -> tuple[date, int, Decimal | None]:
         """Today's row and the budget, looked up once per day per engine (one time slice),
@@ -91,7 +96,7 @@ class DjangoTeamBudget:
             with transaction.atomic():
                 ours = Run.objects.filter(
                     pk=self.run_id, lease_owner=self.owner, status=RunStatus.RUNNING
-                ).update(reserved_usd=amount_usd, reserved_on=day)
+                ).update(reserved_usd=F("reserved_usd") + amount_usd, reserved_on=day)
                 if not ours:
                     raise LeaseLost(f"run {self.run_id} is no longer ours")
                 rows = TeamDailySpend.objects.filter(pk=pk)
@@ -106,22 +111,45 @@ class DjangoTeamBudget:
         return True
 
     def settle(self, reserved_usd: Decimal, actual_usd: Decimal) -> None:
-        """Count the call's real cost, and give back its hold unless someone who took the
-        lease away has given it back already (then only the cost is counted)."""
+        """Note the call's real cost; the step's checkpoint settles it (``take``)."""
         pk = self._held_row if self._held_row is not None else self._today_row()[1]
-        with transaction.atomic():
-            ours = Run.objects.filter(
-                pk=self.run_id, lease_owner=self.owner, reserved_usd__gt=0
-            ).update(reserved_usd=ZERO, reserved_on=None)
-            change = {"spent_usd": F("spent_usd") + actual_usd}
-            if ours:
-                change["reserved_usd"] = F("reserved_usd") - reserved_usd
-            TeamDailySpend.objects.filter(pk=pk).update(**change)
-        if not ours and reserved_usd > 0:
-            log.warning("reservation released while the call ran; its cost counted",
-                        run_id=self.run_id, reserved_usd=str(reserved_usd),
-                        actual_usd=str(actual_usd))
+        self._settlements.append(Settlement(pk, reserved_usd, actual_usd))
         self._held_row = None
+
+    def take(self) -> list[Settlement]:
+        """The calls settled since the last checkpoint, for the next one to write."""
+        taken, self._settlements = self._settlements, []
+        return taken
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A model call's hold and its real cost, written by the checkpoint of its step."""
+
+    row: int  # the TeamDailySpend row the hold is on
+    reserved_usd: Decimal
+    actual_usd: Decimal
+
+
+def settle(settlements: Sequence[Settlement], *, held: bool) -> None:
+    """Count the calls' costs on the team's row and, when ``held`` (the checkpoint's fenced
+    UPDATE matched: the run's hold is still this worker's), give their holds back. Call it
+    in the transaction that clears the run's hold (``lifecycle.checkpoint``) — or, when the
+    lease was lost, on its own with ``held=False``: whoever took the lease gave the holds
+    back already, and the provider billed the calls all the same."""
+    by_row: dict[int, tuple[Decimal, Decimal]] = {}
+    for s in settlements:
+        reserved, actual = by_row.get(s.row, (ZERO, ZERO))
+        by_row[s.row] = (reserved + s.reserved_usd, actual + s.actual_usd)
+    for pk, (reserved, actual) in by_row.items():
+        change = {"spent_usd": F("spent_usd") + actual}
+        if held:
+            change["reserved_usd"] = F("reserved_usd") - reserved
+        TeamDailySpend.objects.filter(pk=pk).update(**change)
+    if not held and any(s.reserved_usd > 0 for s in settlements):
+        log.warning("reservation released while the call ran; its cost counted",
+                    reserved_usd=str(sum(s.reserved_usd for s in settlements)),
+                    actual_usd=str(sum(s.actual_usd for s in settlements)))
 
 
 def release_held(run_id: int) -> Decimal:

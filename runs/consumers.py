@@ -11,19 +11,25 @@ interval has passed: the consumer leaves the groups it lost, and closes (4404) w
 left. A check costs a few indexed queries; doing it on every message of every listener put
 those queries in the path of each live update (the bench's escalation latency), so a burst
 of messages shares one check.
+
+While connected, a consumer marks its groups as watched (``runs.watchers``) on joining and
+on a heartbeat: writers render a run's progress only for a run someone watches.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from importlib import import_module
 
+from asgiref.sync import sync_to_async
 from channels.auth import get_user
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import assignment, selectors
+from . import assignment, selectors, watchers
 from .events import run_group, team_group
 
 NOT_FOUND = 4404
@@ -32,6 +38,7 @@ NOT_FOUND = 4404
 class LiveConsumer(AsyncWebsocketConsumer):
     groups_joined: list[str]
     checked_at: float = float("-inf")  # when access was last checked (time.monotonic)
+    heartbeat: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -46,11 +53,24 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.checked_at = time.monotonic()
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
+        await sync_to_async(watchers.mark)(groups)
+        self.heartbeat = asyncio.create_task(self.keep_watching())
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.heartbeat
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def keep_watching(self) -> None:
+        """Renew the watch marks of the groups still joined while the socket is open."""
+        while True:
+            await asyncio.sleep(watchers.heartbeat_seconds())
+            if self.groups_joined:
+                await sync_to_async(watchers.mark)(list(self.groups_joined))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         """Clients only listen; anything they send is ignored."""

@@ -22,7 +22,7 @@ from agentdesk.runtime.outcomes import RunStatus
 from agentdesk.runtime.ports import LeaseLost
 from agentdesk.runtime.state import RunState, StepRecord
 
-from . import agent_specs, lifecycle
+from . import agent_specs, budgets, checkpoints, lifecycle
 from .adapters import DjangoRunStore
 from .breakers import breaker_store
 from .budgets import DjangoTeamBudget
@@ -63,8 +63,10 @@ def advance(run_id: int) -> str:
         log.warning("agent not installed; failing the run", run_id=run_id, agent=run.agent.slug)
         lifecycle.agent_missing(run_id, owner, run.agent.slug)
         return DONE
-    state = RunState.model_validate(run.state) if run.state else initial_state(run)
-    store = DjangoRunStore(run, owner)
+    state, written = (checkpoints.load(run) if run.state
+                      else (initial_state(run), checkpoints.Written()))
+    team_budget = DjangoTeamBudget(run.team_id, run.pk, owner)
+    store = DjangoRunStore(run, owner, written, team_budget)
     structlog.contextvars.bind_contextvars(run_id=run_id, team=run.team.slug,
                                            agent=run.agent.slug)
     engine = Engine(
@@ -72,7 +74,7 @@ def advance(run_id: int) -> str:
         policy=run.policy,
         model=gateway(settings.LLM_BASE_URL, settings.LLM_API_KEY),
         store=store,
-        team_budget=DjangoTeamBudget(run.team_id, run.pk, owner),
+        team_budget=team_budget,
         cache=DjangoResponseCache(run.team_id),
         on_step=log_step,
         breaker=breaker_store(),
@@ -88,7 +90,8 @@ def advance(run_id: int) -> str:
     except Exception as exc:
         # A bug must end the run in a named state, not leave it for the reaper forever.
         log.exception("run crashed; marking it failed")
-        lifecycle.crash(run_id, owner, exc)
+        lifecycle.crash(run_id, owner, exc)  # gives the holds back
+        budgets.settle(team_budget.take(), held=False)  # calls it made were billed all the same
         return DONE
     finally:
         structlog.contextvars.unbind_contextvars("run_id", "team", "agent")

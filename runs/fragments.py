@@ -7,21 +7,28 @@ The inbox is filtered, sorted and paginated per viewer, so a change is not pushe
 (it might not belong on that viewer's page): the team group gets a small signal, and each
 inbox re-fetches its own list with its own filters (``hx-trigger`` on the socket message).
 Rows are keyed by escalation id and the list is replaced whole, so nothing is duplicated.
+
+A run's progress (every step) is rendered only while someone watches the run
+(``runs.watchers``): most steps have no listener, and rendering was a millisecond of each.
 """
 
 from __future__ import annotations
 
 from django.template.loader import render_to_string
 
+from . import watchers
 from .events import LiveEvent, run_group, team_group
 from .models import Escalation, Run, Step
 
 
 def run_progress(run: Run, step: Step | None) -> list[LiveEvent]:
+    group = run_group(run.pk)
+    if not watchers.watched(group):
+        return []
     html = render_to_string("runs/run_detail.html#run-summary", {"run": run, "oob": True})
     if step is not None:
         html += render_to_string("runs/run_detail.html#step-append", {"step": step})
-    return [LiveEvent(group=run_group(run.pk), kind="run.progress", html=html)]
+    return [LiveEvent(group=group, kind="run.progress", html=html)]
 
 
 def inbox_changed(esc: Escalation, kind: str, extra_html: str = "") -> LiveEvent:

@@ -51,6 +51,7 @@ from . import (
     audit,
     budgets,
     capacity,
+    checkpoints,
     enqueue,
     fragments,
     labels,
@@ -112,15 +113,24 @@ def release(run_id: int, owner: str) -> None:
 
 
 def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = None,
-               escalation: EscalationRequest | None = None) -> None:
-    """The engine's commit after a step: state, step row and usage in one transaction,
-    fenced by the lease (``LeaseLost`` when the run is no longer ours). When the state
-    says the run now waits for a human or has ended, the pause or ending is recorded too.
+               escalation: EscalationRequest | None = None, *,
+               transcript: dict[str, Any] | None = None,
+               settlements: Sequence[budgets.Settlement] = ()) -> None:
+    """The engine's commit after a step, in one transaction fenced by the lease
+    (``LeaseLost`` when the run is no longer ours): the run row (its state without the
+    transcript, its usage), the step row with the transcript the step added
+    (``runs.checkpoints``), and the settlement of the step's model calls on the team's
+    budget (``budgets.settle``). When the state says the run now waits for a human or has
+    ended, the pause or ending is recorded too.
+
+    The lease is extended only when less than three quarters of it is left: most
+    checkpoints then change no indexed column, so Postgres updates the row in place (a HOT
+    update, its old version pruned on the page) instead of adding to every index.
     """
     now = timezone.now()
     status = RunStatus(state.status)
     fields: dict[str, Any] = {
-        "state": state.model_dump(mode="json"),
+        "state": checkpoints.row_state(state),
         "status": status.value,
         "reason": state.reason.value,
         "answer": state.answer or "",
@@ -132,8 +142,12 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
         "cost_usd": state.usage.cost_usd,
         "active_seconds": state.active_seconds,
         "updated_at": now,
-        "lease_expires_at": now + timedelta(seconds=settings.RUN_LEASE_SECONDS),
     }
+    lease = timedelta(seconds=settings.RUN_LEASE_SECONDS)
+    if run.lease_expires_at is None or run.lease_expires_at - now < lease * 0.75:
+        fields["lease_expires_at"] = now + lease
+    if settlements:
+        fields["reserved_usd"], fields["reserved_on"] = budgets.ZERO, None
     if status.is_terminal:
         fields["finished_at"] = now
     if status != RunStatus.RUNNING:
@@ -143,25 +157,37 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
         updated = Run.objects.filter(
             pk=run.pk, lease_owner=owner, status=RunStatus.RUNNING
         ).update(**fields)
-        if not updated:
-            raise LeaseLost(f"run {run.pk} is no longer ours")
-        for name, value in fields.items():
-            setattr(run, name, value)
-        row = _save_step(run, step) if step is not None else None
-        opened = _open_escalation(run, escalation, step, now) if escalation else None
-        if opened is not None:  # whose it is, then who hears of it (it names the assignee)
-            assignment.auto_assign(opened, now)
-            notifications.escalation_opened(opened, run)
-            if opened.reason == Reason.TEAM_BUDGET:
-                notifications.team_budget_stopped(run)
-        if status != RunStatus.RUNNING:
-            _stopped(run, f"run.{status.value}", detail={"step": state.step_count - 1})
-        if status == RunStatus.SUCCEEDED:  # the agent's own ending: maybe one to review
-            labels.sample_for_review(run)
-        publish_on_commit(
-            lambda: fragments.run_progress(run, row)
-            + (fragments.escalation_opened(opened) if opened is not None else [])
-        )
+        if updated:
+            for name, value in fields.items():
+                setattr(run, name, value)
+            budgets.settle(settlements, held=True)
+            row = _save_step(run, step, transcript) if step is not None else None
+            _record_pause_or_end(run, state, step, escalation, row, now)
+    if not updated:
+        budgets.settle(settlements, held=False)
+        raise LeaseLost(f"run {run.pk} is no longer ours")
+
+
+def _record_pause_or_end(run: Run, state: RunState, step: StepRecord | None,
+                         escalation: EscalationRequest | None, row: Step | None,
+                         now: datetime) -> None:
+    """The rest of a checkpoint's transaction: the escalation it opens (its assignee, who
+    hears of it), the pause or ending, the review sample, and the live events."""
+    status = RunStatus(state.status)
+    opened = _open_escalation(run, escalation, step, now) if escalation else None
+    if opened is not None:  # whose it is, then who hears of it (it names the assignee)
+        assignment.auto_assign(opened, now)
+        notifications.escalation_opened(opened, run)
+        if opened.reason == Reason.TEAM_BUDGET:
+            notifications.team_budget_stopped(run)
+    if status != RunStatus.RUNNING:
+        _stopped(run, f"run.{status.value}", detail={"step": state.step_count - 1})
+    if status == RunStatus.SUCCEEDED:  # the agent's own ending: maybe one to review
+        labels.sample_for_review(run)
+    publish_on_commit(
+        lambda: fragments.run_progress(run, row)
+        + (fragments.escalation_opened(opened) if opened is not None else [])
+    )
 
 
 def _open_escalation(run: Run, request: EscalationRequest, step: StepRecord | None,
@@ -177,8 +203,8 @@ def _open_escalation(run: Run, request: EscalationRequest, step: StepRecord | No
     )
 
 
-def _save_step(run: Run, step: StepRecord) -> Step:
-    return Step.objects.create(
+def _save_step(run: Run, step: StepRecord, transcript: dict[str, Any] | None = None) -> Step:
+    return Step.objects.create(transcript=transcript,
         run=run, index=step.index, kind=step.kind.value, name=step.name[:100],
         tier=str(step.args.get("tier", "")) if step.kind == StepKind.MODEL else "",
         model=step.model, tokens_in=step.usage.tokens_in, tokens_out=step.usage.tokens_out,
@@ -199,11 +225,10 @@ def resume(run: Run, human: HumanInput, *, decided: Escalation,
     (extend budget). A decision that overrides the agent's proposal marks the run
     ``overridden`` for good, so its success is not counted as the agent's own. Raises
     RunNotWaiting when the run stopped waiting meanwhile."""
-    state = RunState.model_validate(run.state)
-    state.human_input = human
-    state.status = RunStatus.QUEUED
+    state = {**run.state, "human_input": human.model_dump(mode="json"),  # the rest as it is
+             "status": RunStatus.QUEUED.value}
     fields: dict[str, Any] = {"status": RunStatus.QUEUED, "reason": "", "updated_at":
-                              timezone.now(), "state": state.model_dump(mode="json")}
+                              timezone.now(), "state": state}
     if policy is not None:
         fields["policy_snapshot"] = policy.model_dump(mode="json")
     if overrides(human, decided):

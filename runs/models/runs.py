@@ -1,8 +1,9 @@
 """Agents, runs with their trace (steps), the tool ledger and the team's daily spend.
 
-A Run's ``state`` column is the runtime's checkpoint (``RunState`` as JSON; ``{}`` until a
-worker first advances the run); the other run columns mirror what people filter and sort on,
-and are written in the same transaction.
+A Run's ``state`` column is the runtime's checkpoint (``RunState`` as JSON without the
+transcript, which its steps carry: ``runs.checkpoints``; ``{}`` until a worker first
+advances the run); the other run columns mirror what people filter and sort on, and are
+written in the same transaction.
 """
 
 from __future__ import annotations
@@ -166,6 +167,9 @@ class Step(models.Model):
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=1)
+    # The part of the run's transcript this step added (``runs.checkpoints``): the step
+    # rows are the conversation's history; the run row keeps only what changes.
+    transcript = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

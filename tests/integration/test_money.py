@@ -3,8 +3,9 @@
 1. A team-budget reservation is held by the run (``Run.reserved_usd``), so the one a worker
    had out when it died is given back by whoever takes its lease away — the reaper, a worker
    taking over the expired lease, a cancel — exactly once, even against a slow worker that
-   settles afterwards (then only its real cost is counted). The SIGKILL version of this is in
-   ``tests/chaos/test_worker_kills.py``.
+   settles afterwards (then only its real cost is counted). A call is settled by the
+   checkpoint of its step (issue 16: one transaction per step); ``settled`` stands for it.
+   The SIGKILL version of this is in ``tests/chaos/test_worker_kills.py``.
 2. "Extend budget" after a ``team_budget`` bound raises the team's budget for the day by the
    amount a team admin gives (audited), not the run's own cost ceiling; an operator is
    refused, in the service and in the console.
@@ -22,7 +23,9 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from agentdesk.runtime.outcomes import RunStatus
 from agentdesk.runtime.ports import LeaseLost
+from agentdesk.runtime.state import RunState
 from runs import errors, lifecycle, maintenance, services
 from runs.budgets import DjangoTeamBudget
 from runs.models import AuditEvent, Escalation, Membership, Policy, Run, TeamDailySpend
@@ -57,6 +60,19 @@ def expire_lease(run: Run) -> None:
     Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=5))
 
 
+def settled(run: Run, budget: DjangoTeamBudget, held: Decimal, cost: Decimal) -> bool:
+    """The worker's call returns and its step is committed: the checkpoint settles the
+    call. False when the lease was lost meanwhile (then only the cost is counted)."""
+    budget.settle(held, cost)
+    state = RunState(run_id=str(run.pk), agent=run.agent.slug, input=run.input,
+                     status=RunStatus.RUNNING)
+    try:
+        lifecycle.checkpoint(run, budget.owner, state, settlements=budget.take())
+    except LeaseLost:
+        return False
+    return True
+
+
 def held_by(run: Run) -> tuple[Decimal, object]:
     run.refresh_from_db()
     return run.reserved_usd, run.reserved_on
@@ -67,7 +83,9 @@ def test_a_reservation_is_held_by_the_run_and_settled_by_it(demo, no_workers):
     assert budget.reserve(HELD)
     assert held_by(run) == (HELD, timezone.now().date())
     assert spend(demo["team"]).reserved_usd == HELD
-    budget.settle(HELD, COST)
+    budget.settle(HELD, COST)  # noted: nothing is written until the step's checkpoint
+    assert held_by(run) == (HELD, timezone.now().date())
+    assert settled(run, budget, Decimal("0"), Decimal("0"))
     assert held_by(run) == (0, None)
     row = spend(demo["team"])
     assert (row.reserved_usd, row.spent_usd) == (0, COST)
@@ -95,13 +113,14 @@ def test_a_slow_worker_settling_after_the_reaper_counts_its_cost_only(demo, no_w
     assert fresh is not None
     budget_b = DjangoTeamBudget(demo["team"].pk, run.pk, "worker-b")
     assert budget_b.reserve(Decimal("0.10"))
-    slow.settle(HELD, COST)  # the call of the worker presumed dead comes back at last
+    # the call of the worker presumed dead comes back at last
+    assert not settled(run, slow, HELD, COST)
     assert held_by(run) == (Decimal("0.10"), timezone.now().date())  # b's hold untouched
     row = spend(demo["team"])
     assert (row.reserved_usd, row.spent_usd) == (Decimal("0.10"), COST)
     with pytest.raises(LeaseLost):  # and it may not spend again for a run it lost
         slow.reserve(HELD)
-    budget_b.settle(Decimal("0.10"), Decimal("0.02"))
+    assert settled(fresh, budget_b, Decimal("0.10"), Decimal("0.02"))
     row = spend(demo["team"])
     assert (row.reserved_usd, row.spent_usd) == (0, COST + Decimal("0.02"))
 
@@ -120,7 +139,7 @@ def test_cancelling_a_run_mid_call_releases_its_hold_once(demo, no_workers):
     assert budget.reserve(HELD)
     services.cancel_run(run_id=run.pk, user=demo["operator"])
     assert spend(demo["team"]).reserved_usd == 0
-    budget.settle(HELD, COST)  # the worker's call returns after the cancel
+    assert not settled(run, budget, HELD, COST)  # the worker's call returns after the cancel
     row = spend(demo["team"])
     assert (row.reserved_usd, row.spent_usd) == (0, COST)
 
@@ -165,7 +184,8 @@ def test_settle_and_reap_racing_give_the_hold_back_once(demo, no_workers, first)
         run, budget = leased_run(demo, owner=f"slow-{i}")
         assert budget.reserve(HELD)
         expire_lease(run)
-        steps = [lambda budget=budget: budget.settle(HELD, COST), maintenance.reap_runs]
+        steps = [lambda run=run, budget=budget: settled(run, budget, HELD, COST),
+                 maintenance.reap_runs]
         race(*(steps if first == "settle" else reversed(steps)))
         assert held_by(run) == (0, None)
         Run.objects.filter(pk=run.pk).update(status="aborted", lease_owner="")

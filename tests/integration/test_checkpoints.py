@@ -1,0 +1,125 @@
+"""One transaction per step, and a run row that does not grow with the run (issue 16,
+item 2): the run row's state holds no transcript (the steps carry it, each the part its
+step added), a worker resuming the run reads it back, and each model call is settled on the
+team's budget by its step's checkpoint."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from agentdesk.runtime.state import RunState
+from runs import checkpoints, services
+from runs.models import Run, Step, TeamDailySpend
+
+from .helpers import open_escalation, refunds, submit, wait_status
+
+pytestmark = pytest.mark.usefixtures("celery_worker", "data_dir")
+
+
+def transcript_of(run: Run) -> list[dict]:
+    messages: list[dict] = []
+    for part in run.steps.exclude(transcript=None).values_list("transcript", flat=True):
+        messages += part.get("messages", [])
+    return messages
+
+
+def approve(run: Run, operator) -> Run:
+    services.decide(escalation_id=open_escalation(run).pk, user=operator, decision="approve")
+    return wait_status(run, "succeeded", "failed", "waiting_human")
+
+
+def test_the_run_row_holds_no_transcript_and_a_resumed_run_reads_it_back(demo, data_dir):
+    run = wait_status(submit(demo["team"], demo["operator"], "I want a refund for order 1042"),
+                      "waiting_human")
+    assert "messages" not in run.state and "context" not in run.state
+    before = transcript_of(run)
+    assert [m["role"] for m in before[:2]] == ["system", "user"]
+    assert "Relevant knowledge" in before[0]["content"]
+    state, written = checkpoints.load(run)
+    assert state.messages == before and written.messages == len(before)
+    assert state.context and state.context == run.steps.get(kind="retrieval").transcript["context"]
+
+    approve(run, demo["operator"])  # a new time slice: the transcript comes back from the steps
+    assert run.status == "succeeded", run.reason
+    after = transcript_of(run)
+    assert after[:len(before)] == before  # appended to, never rewritten
+    assert any(m.get("role") == "tool" for m in after[len(before):])
+    assert len(refunds(data_dir)) == 1
+    # each step row carries only what its step added: no message is stored twice
+    parts = [p for p in run.steps.exclude(transcript=None).values_list("transcript", flat=True)]
+    assert sum(len(p.get("messages", [])) for p in parts) == len(after)
+
+
+def test_a_checkpoint_written_before_the_transcript_moved_still_resumes(demo, data_dir):
+    """A run paused by an older version: its messages and context are in ``run.state``, its
+    steps carry none. It resumes, and its next step carries the whole transcript so far."""
+    run = wait_status(submit(demo["team"], demo["operator"], "I want a refund for order 1042"),
+                      "waiting_human")
+    state, _ = checkpoints.load(run)
+    legacy = state.model_dump(mode="json")
+    Run.objects.filter(pk=run.pk).update(state=legacy)
+    Step.objects.filter(run=run).update(transcript=None)
+    seen = run.step_count
+
+    approve(run, demo["operator"])
+    assert run.status == "succeeded", run.reason
+    first_new = run.steps.filter(index__gte=seen).exclude(transcript=None).first()
+    assert first_new.transcript["messages"][:len(state.messages)] == state.messages
+    assert first_new.transcript["context"] == state.context
+    assert "messages" not in run.state
+    assert len(refunds(data_dir)) == 1
+
+
+def test_messages_are_append_only():
+    written = checkpoints.Written(messages=3)
+    shrunk = RunState(run_id="1", agent="a", input={}, messages=[{"role": "user"}])
+    with pytest.raises(ValueError, match="append-only"):
+        written.take(shrunk)
+
+
+def test_the_team_budget_is_settled_by_the_steps_own_commits(demo):
+    """Every call's hold is given back and its cost counted, with no commit of its own: a
+    model step's checkpoint is one transaction (the run, the step, the team's spend)."""
+    runs = [submit(demo["team"], demo["operator"], q)
+            for q in ("Where is my order 1077?", "I want a refund for order 1042")]
+    for run in runs:
+        wait_status(run, "succeeded", "waiting_human")
+    row = TeamDailySpend.objects.get(team=demo["team"], day=timezone.now().date())
+    assert row.reserved_usd == 0
+    assert row.spent_usd == sum(Run.objects.get(pk=r.pk).cost_usd for r in runs) > 0
+    assert all(Run.objects.get(pk=r.pk).reserved_usd == 0 for r in runs)
+
+
+def test_a_model_steps_checkpoint_is_one_transaction(demo, monkeypatch):
+    """Driven by hand on this thread: a model step's commit writes the run, the team's
+    spend (the call's settlement) and the step in the checkpoint's one atomic block, and
+    the settlement writes nothing before it (``DjangoTeamBudget.settle`` only notes it)."""
+    from runs import adapters, budgets, enqueue, execution
+
+    monkeypatch.setattr(enqueue, "advance_run", lambda *a, **k: None)
+    run = submit(demo["team"], demo["operator"], "Where is my order 1077?")
+    captured: list[list[str]] = []
+    commit, settle = adapters.DjangoRunStore.commit, budgets.DjangoTeamBudget.settle
+
+    def watched_settle(budget, reserved, actual):
+        with CaptureQueriesContext(connection) as ctx:
+            settle(budget, reserved, actual)
+        assert not [q for q in ctx.captured_queries if "UPDATE" in q["sql"].upper()]
+
+    def watched_commit(store, state, step=None, escalation=None):
+        with CaptureQueriesContext(connection) as ctx:
+            commit(store, state, step, escalation)
+        if step is not None and step.kind.value == "model":
+            captured.append([q["sql"].split()[0].upper() for q in ctx.captured_queries])
+
+    monkeypatch.setattr(adapters.DjangoRunStore, "commit", watched_commit)
+    monkeypatch.setattr(budgets.DjangoTeamBudget, "settle", watched_settle)
+    while execution.advance(run.pk) == execution.MORE_WORK:
+        pass
+    assert captured
+    for statements in captured:
+        writes = [s for s in statements if s in ("UPDATE", "INSERT")]
+        assert writes == ["UPDATE", "UPDATE", "INSERT"], statements  # run, team spend, step
