@@ -134,6 +134,10 @@ class InProcess:
         with embedded.worker_thread(concurrency=processes * threads):
             yield
 
+    def worker_pids(self) -> list[int]:
+        """The processes the workers run in: this one."""
+        return [os.getpid()]
+
     def bind_event_loop(self) -> None:
         """Embedded mode hands every publish to the server's event loop (the in-memory
         channel layer works from one loop); this process gets such a loop, as ``make run``."""
@@ -181,6 +185,9 @@ class Deployment:
         finally:
             for i in range(processes):
                 self.stack.kill(f"worker{i}")
+
+    def worker_pids(self) -> list[int]:
+        return [proc.pid for name, proc in self.stack.procs.items() if name.startswith("worker")]
 
     def worker_errors(self) -> Counter[str]:
         return log_errors(sorted(self.stack.workdir.glob("worker*.log")))

@@ -21,7 +21,7 @@ import time
 from bisect import bisect_left, bisect_right
 from concurrent.futures import ThreadPoolExecutor
 
-from . import deploy, workload
+from . import cpu, deploy, memory, workload
 from .report import Section, Target, fmt, svg_series
 
 section = Section("Throughput")
@@ -46,17 +46,36 @@ def run() -> dict[str, float]:
             ids = list(pool.map(lambda i: _submit(team, tasks[i % len(tasks)]["message"]),
                                 range(count)))
         submit_s = time.monotonic() - started
-        with env.running(PROCESSES, THREADS):
-            began = time.monotonic()
+        with env.running(PROCESSES, THREADS), memory.Sampler(env.worker_pids()) as rss:
+            began, before = time.monotonic(), cpu.snapshot(web_pid=-1)
             settled = deploy.settle(ids, timeout=TIME_CAP_S)
-            elapsed = time.monotonic() - began
+            elapsed, used = time.monotonic() - began, cpu.used(before, cpu.snapshot(-1), 0.0)
         rows = _steps(ids)
         outcomes = _outcomes(ids)
         errors = env.worker_errors()
         limit = _max_connections()
     finally:
         env.close()
-    return _summarise(count, submit_s, elapsed, settled, rows, outcomes, errors, limit)
+    metrics = _summarise(count, submit_s, elapsed, settled, rows, outcomes, errors, limit, rss)
+    _cpu_table(used, elapsed, len(rows))
+    return metrics
+
+
+def _cpu_table(used: dict[str, float], elapsed: float, steps: int) -> None:
+    """Who used the cores while the runs went through: on 2 cores the workers, the
+    simulator, Postgres and Redis share them, and a saturated machine is the ceiling."""
+    cores = os.cpu_count() or 1
+    machine = used["machine (all cores)"]
+    rows = [[name, f"{secs:.1f}", f"{secs / (elapsed * cores):.0%}",
+             f"{secs / max(steps, 1) * 1000:.2f}"]
+            for name, secs in (("workers, simulator and the rest", used["everything else"]),
+                               ("Postgres", used["Postgres"]), ("Redis", used["Redis"]),
+                               ("machine (all cores)", machine))]
+    section.add(f"**CPU** from the workers' start until every run settled ({elapsed:.1f} s × "
+                f"{cores} cores; `/proc`): the machine was {machine / (elapsed * cores):.0%} "
+                "busy. A step costs the machine the CPU in the last column, whatever waits "
+                "on the model: the ideal above needs the cores to keep up with it.")
+    section.table(["process", "CPU seconds", "share of the machine", "ms per step"], rows)
 
 
 def _submit(team, message: str) -> int:
@@ -96,7 +115,7 @@ def _outcomes(ids: list[int]) -> dict[str, int]:
 
 
 def _summarise(count, submit_s, elapsed, settled, rows, outcomes, errors,
-               limit: str) -> dict[str, float]:
+               limit: str, rss: memory.Sampler) -> dict[str, float]:
     times = [t for _, t, _ in rows]
     if not times:
         raise RuntimeError("no step was committed: did the workers start?")
@@ -139,6 +158,13 @@ def _summarise(count, submit_s, elapsed, settled, rows, outcomes, errors,
             sum(s[3] for s in steady) / len(steady), 1) if steady else 0.0,
         "throughput_runs_started_per_s": round(started_in_window / window, 1),
     }
+    peak = rss.peak(start, stop) / 2**20
+    if peak:  # worker memory: the peak in the window over the workers' at the first step
+        first = rss.at(t0) / 2**20
+        metrics["throughput_worker_rss_start_mb"] = round(first, 1)
+        metrics["throughput_worker_rss_peak_mb"] = round(peak, 1)
+        metrics["throughput_worker_mb_per_100_in_flight"] = round(
+            (peak - first) / max(metrics["throughput_runs_in_flight_min"], 1) * 100, 1)
     _write_section(metrics, count, submit_s, elapsed, settled, rows, outcomes, samples,
                    (start - t0, stop - t0), window, in_window, errors, limit)
     return metrics
@@ -179,6 +205,11 @@ def _write_section(metrics, count, submit_s, elapsed, settled, rows, outcomes, s
         ["min runs in flight in the window", metrics["throughput_runs_in_flight_min"]],
         ["mean runs being advanced at once", metrics["throughput_runs_active_mean"]],
         ["runs started per second in the window", metrics["throughput_runs_started_per_s"]],
+        ["worker memory (resident, all worker processes): at the first step → peak in the "
+         "window", f"{fmt(metrics.get('throughput_worker_rss_start_mb', 0))} → "
+         f"{fmt(metrics.get('throughput_worker_rss_peak_mb', 0))} MB"],
+        ["worker memory per 100 runs in flight ((peak − first) ÷ the fewest in flight × 100)",
+         f"{fmt(metrics.get('throughput_worker_mb_per_100_in_flight', 0))} MB"],
     ])
     if active < threads / 2:
         s.add(f"Fewer runs are advanced at once ({fmt(active)}) than there are threads "

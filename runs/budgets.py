@@ -38,7 +38,7 @@ from decimal import Decimal
 
 import structlog
 from django.db import IntegrityError, transaction
-from django.db.models import F, Value
+from django.db.models import DecimalField, Exists, ExpressionWrapper, F, Q, Subquery, Value
 from django.utils import timezone
 
 from agentdesk.runtime.outcomes import RunStatus
@@ -75,23 +75,21 @@ class DjangoTeamBudget:
         self.team_id = team_id
         self.run_id = run_id
         self.owner = owner
-        self._row: tuple[date, int, Decimal | None] | None = None  # (day, pk, limit)
-        self._held_row: int | None = None  # the row of the reservation out
+        self._held_on: date | None = None  # the day of the reservation out
+        self._row_on: date | None = None  # the day whose row is known to exist
         self._settlements: list[Settlement] = []  # calls made since the last checkpoint
-
-    def _today_row(self) -> tuple[date, int, Decimal | None]:
-        """Today's row and the budget, looked up once per day per engine (one time slice),
-        not twice per model call."""
-        day = timezone.now().date()
-        if self._row is None or self._row[0] != day:
-            team = Team.objects.only("daily_budget_usd").get(pk=self.team_id)
-            self._row = (day, _day_row(self.team_id, day), team.daily_budget_usd)
-        return self._row
 
     def reserve(self, amount_usd: Decimal) -> bool:
         """Hold ``amount_usd`` on the team's row and on the run, in one transaction. Raises
-        LeaseLost when the run is no longer ours (nothing is held then)."""
-        day, pk, limit = self._today_row()
+        LeaseLost when the run is no longer ours (nothing is held then).
+
+        The team's budget is read by the UPDATE itself (a subquery), so a budget an admin
+        just lowered counts at once; the day's row is made sure of once per engine (one
+        time slice) and day."""
+        day = timezone.now().date()
+        if self._row_on != day:
+            _day_row(self.team_id, day)
+            self._row_on = day
         try:
             with transaction.atomic():
                 ours = Run.objects.filter(
@@ -99,22 +97,19 @@ class DjangoTeamBudget:
                 ).update(reserved_usd=F("reserved_usd") + amount_usd, reserved_on=day)
                 if not ours:
                     raise LeaseLost(f"run {self.run_id} is no longer ours")
-                rows = TeamDailySpend.objects.filter(pk=pk)
-                if limit is not None:
-                    rows = rows.filter(reserved_usd__lte=Value(limit - amount_usd)
-                                       + F("extra_usd") - F("spent_usd"))
-                if rows.update(reserved_usd=F("reserved_usd") + amount_usd) != 1:
+                if _today(self.team_id, day).filter(_fits(self.team_id, amount_usd)) \
+                        .update(reserved_usd=F("reserved_usd") + amount_usd) != 1:
                     raise _OverBudget
         except _OverBudget:
             return False
-        self._held_row = pk
+        self._held_on = day
         return True
 
     def settle(self, reserved_usd: Decimal, actual_usd: Decimal) -> None:
         """Note the call's real cost; the step's checkpoint settles it (``take``)."""
-        pk = self._held_row if self._held_row is not None else self._today_row()[1]
-        self._settlements.append(Settlement(pk, reserved_usd, actual_usd))
-        self._held_row = None
+        day = self._held_on or timezone.now().date()
+        self._settlements.append(Settlement(self.team_id, day, reserved_usd, actual_usd))
+        self._held_on = None
 
     def take(self) -> list[Settlement]:
         """The calls settled since the last checkpoint, for the next one to write."""
@@ -122,11 +117,26 @@ class DjangoTeamBudget:
         return taken
 
 
+def _today(team_id: int, day: date):
+    return TeamDailySpend.objects.filter(team_id=team_id, day=day)
+
+
+def _fits(team_id: int, amount_usd: Decimal) -> Q:
+    """``spent + reserved + amount <= budget + extra``, the budget read from the team's row
+    in the same statement; no budget (NULL) is no limit."""
+    budget = Team.objects.filter(pk=team_id).values("daily_budget_usd")
+    room = ExpressionWrapper(Subquery(budget) - Value(amount_usd) + F("extra_usd")
+                             - F("spent_usd"), output_field=DecimalField())
+    unlimited = Exists(Team.objects.filter(pk=team_id, daily_budget_usd__isnull=True))
+    return Q(unlimited) | Q(reserved_usd__lte=room)
+
+
 @dataclass(frozen=True)
 class Settlement:
     """A model call's hold and its real cost, written by the checkpoint of its step."""
 
-    row: int  # the TeamDailySpend row the hold is on
+    team_id: int
+    day: date  # the TeamDailySpend row the hold is on
     reserved_usd: Decimal
     actual_usd: Decimal
 
@@ -137,15 +147,15 @@ def settle(settlements: Sequence[Settlement], *, held: bool) -> None:
     in the transaction that clears the run's hold (``lifecycle.checkpoint``) — or, when the
     lease was lost, on its own with ``held=False``: whoever took the lease gave the holds
     back already, and the provider billed the calls all the same."""
-    by_row: dict[int, tuple[Decimal, Decimal]] = {}
+    by_row: dict[tuple[int, date], tuple[Decimal, Decimal]] = {}
     for s in settlements:
-        reserved, actual = by_row.get(s.row, (ZERO, ZERO))
-        by_row[s.row] = (reserved + s.reserved_usd, actual + s.actual_usd)
-    for pk, (reserved, actual) in by_row.items():
+        reserved, actual = by_row.get((s.team_id, s.day), (ZERO, ZERO))
+        by_row[s.team_id, s.day] = (reserved + s.reserved_usd, actual + s.actual_usd)
+    for (team_id, day), (reserved, actual) in by_row.items():
         change = {"spent_usd": F("spent_usd") + actual}
         if held:
             change["reserved_usd"] = F("reserved_usd") - reserved
-        TeamDailySpend.objects.filter(pk=pk).update(**change)
+        _today(team_id, day).update(**change)
     if not held and any(s.reserved_usd > 0 for s in settlements):
         log.warning("reservation released while the call ran; its cost counted",
                     reserved_usd=str(sum(s.reserved_usd for s in settlements)),

@@ -96,11 +96,13 @@ def start(run_id: int, owner: str) -> Run | None:
             .update(lease_owner=owner, status=RunStatus.RUNNING,
                     lease_expires_at=now + timedelta(seconds=settings.RUN_LEASE_SECONDS))
         )
-        if taken:  # an expired lease taken over: its dead holder's reservation goes back
+        if not taken:
+            return None
+        run = Run.objects.select_related("agent", "team").get(pk=run_id)
+        if run.reserved_usd:  # an expired lease taken over: its dead holder's hold goes back
             budgets.release_held(run_id)
-    if not taken:
-        return None
-    return Run.objects.select_related("agent", "team").get(pk=run_id)
+            run.reserved_usd, run.reserved_on = budgets.ZERO, None
+    return run
 
 
 def release(run_id: int, owner: str) -> None:

@@ -175,6 +175,17 @@ def race(*steps) -> None:
     assert not failures, failures
 
 
+def test_the_first_calls_of_a_day_racing_all_get_their_hold(demo, no_workers):
+    """The team's row for the day does not exist yet and several workers reserve at once:
+    one creates it, and none of them takes the missing row for a budget used up."""
+    leased = [leased_run(demo, owner=f"first-{i}") for i in range(6)]
+    TeamDailySpend.objects.filter(team=demo["team"]).delete()
+    won: list[bool] = []
+    race(*(lambda budget=budget: won.append(budget.reserve(HELD)) for _run, budget in leased))
+    assert won == [True] * 6
+    assert spend(demo["team"]).reserved_usd == HELD * 6
+
+
 @pytest.mark.parametrize("first", ["settle", "reap"])
 def test_settle_and_reap_racing_give_the_hold_back_once(demo, no_workers, first):
     """A worker settling at the very moment the reaper takes its expired lease: both at
