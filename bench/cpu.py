@@ -69,3 +69,16 @@ def used(before: dict[str, float], after: dict[str, float],
     out["everything else"] = max(0.0, machine - sum(out.values()))
     out["machine (all cores)"] = machine
     return out
+
+
+def processes_seconds(pids: list[int]) -> float:
+    """Cumulative CPU seconds of ``pids`` (all their threads, and their reaped children)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        rest = raw[raw.rindex(")") + 2:].split()
+        total += sum(int(v) for v in rest[11:15]) / TICK
+    return total

@@ -138,6 +138,9 @@ class InProcess:
         """The processes the workers run in: this one."""
         return [os.getpid()]
 
+    def simulator_pids(self) -> list[int]:
+        return [self.sim.proc.pid]
+
     def bind_event_loop(self) -> None:
         """Embedded mode hands every publish to the server's event loop (the in-memory
         channel layer works from one loop); this process gets such a loop, as ``make run``."""
@@ -188,6 +191,9 @@ class Deployment:
 
     def worker_pids(self) -> list[int]:
         return [proc.pid for name, proc in self.stack.procs.items() if name.startswith("worker")]
+
+    def simulator_pids(self) -> list[int]:
+        return [proc.pid for name, proc in self.stack.procs.items() if name == "llmsim"]
 
     def worker_errors(self) -> Counter[str]:
         return log_errors(sorted(self.stack.workdir.glob("worker*.log")))

@@ -8,8 +8,8 @@ lease simply expires.
 
 from __future__ import annotations
 
+import threading
 import uuid
-from functools import cache
 
 import structlog
 from django.conf import settings
@@ -26,6 +26,7 @@ from . import agent_specs, budgets, checkpoints, lifecycle
 from .adapters import DjangoRunStore
 from .breakers import breaker_store
 from .budgets import DjangoTeamBudget
+from .connections import ConnectionFreeModel
 from .knowledge import knowledge_for
 from .models import Run
 from .response_cache import DjangoResponseCache
@@ -36,13 +37,32 @@ DONE = "done"
 MORE_WORK = "more_work"
 
 
-@cache
+_gateways: dict[tuple[str | None, str], ModelClient] = {}
+_gateways_lock = threading.Lock()
+
+
 def gateway(base_url: str | None, api_key: str) -> ModelClient:
-    """One HTTP client per worker process: connections are pooled across runs."""
-    return traced(OpenAIGateway(  # traced: spans only when OpenTelemetry is configured
-        base_url=base_url, api_key=api_key, timeout=settings.LLM_TIMEOUT_SECONDS,
-        max_retries=settings.LLM_MAX_RETRIES,
-    ))
+    """One HTTP client per worker process: connections are pooled across runs. While it
+    waits on the model, the thread holds no database connection (``runs.connections``).
+
+    Built once, under a lock: a thread-pool worker starting with a full queue had each of
+    its 100 threads build a client at once (an SSL context each: 18 % of its CPU in its
+    first seconds, py-spy), which ``functools.cache`` lets happen. ``gateway.cache_clear()``
+    drops the clients (tests that change the endpoint settings)."""
+    key = (base_url, api_key)
+    client = _gateways.get(key)
+    if client is None:
+        with _gateways_lock:
+            client = _gateways.get(key)
+            if client is None:
+                client = _gateways[key] = ConnectionFreeModel(traced(OpenAIGateway(
+                    base_url=base_url, api_key=api_key, timeout=settings.LLM_TIMEOUT_SECONDS,
+                    max_retries=settings.LLM_MAX_RETRIES,
+                )))  # traced: spans only with OpenTelemetry on; no DB connection held
+    return client
+
+
+gateway.cache_clear = _gateways.clear  # type: ignore[attr-defined]
 
 
 def initial_state(run: Run) -> RunState:
