@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connections
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -82,7 +84,20 @@ def can_see_run(user, run_id: int) -> bool:
 # --- the inbox: triage order, facets, pages ----------------------------------------------
 
 # Most urgent first: priority, then the least time left before the SLA deadline (none last).
+# The ``esc_queue`` index holds the open rows of a team in exactly this order.
 INBOX_ORDER = ("priority", F("deadline_at").asc(nulls_last=True), "id")
+# Counts stop (each reads at most its cap + 1 rows), so the inbox costs the same with 10,000
+# open escalations as with 10: the total at 1,000 ("1,000+ open", 20+ pages; further on a
+# deeper page), each filter option's count at 100 ("100+").
+INBOX_TOTAL_CAP = 1000
+INBOX_FACET_CAP = 100
+# The columns an inbox row shows (``inbox.html#inbox-row``): not the runs' checkpoints.
+INBOX_ROW_FIELDS = (
+    "run", "team", "reason", "question", "proposed_tool", "confidence", "status", "priority",
+    "deadline_at", "created_at", "claimed_by", "claimed_at", "assigned_to", "run__input",
+    "run__agent", "run__agent__slug", "team__name", "claimed_by__username",
+    "assigned_to__username",
+)
 
 
 @dataclass(frozen=True)
@@ -94,12 +109,13 @@ class InboxFilters:
     q: str = ""
 
     def facet(self, user, skip: str = "") -> Q:
-        """The filters except ``skip`` (a facet's counts ignore its own choice)."""
+        """The filters except ``skip`` (a facet's counts ignore its own choice). Conditions
+        on the escalation's own columns (a team by id, an agent by a subquery): no join."""
         cond = Q()
         if self.team and skip != "team":
-            cond &= Q(team__slug=self.team)
+            cond &= Q(team__in=Team.objects.filter(slug=self.team).values("id"))
         if self.agent and skip != "agent":
-            cond &= Q(run__agent__slug=self.agent)
+            cond &= agent_q(self.agent)
         if self.reason and skip != "reason":
             cond &= Q(reason=self.reason)
         if skip != "claimed":
@@ -113,6 +129,11 @@ class InboxFilters:
         return urlencode([(k, v) for k, v in pairs if v and not (k == "claimed" and v == "all")])
 
 
+def agent_q(slug: str) -> Q:
+    """Escalations of runs of an agent called ``slug`` (in any of the teams)."""
+    return Q(run__agent__in=Agent.objects.filter(slug=slug).values("id"))
+
+
 def claimed_q(choice: str, user) -> Q:
     if choice == "mine":  # held by me, or assigned to me (runs.assignment)
         return Q(claimed_by=user) & Q(claimed_at__gte=claims.stale_before()) \
@@ -122,49 +143,160 @@ def claimed_q(choice: str, user) -> Q:
     return Q()
 
 
-def _searched(user, q: str) -> QuerySet[Escalation]:
-    rows = Escalation.objects.filter(team__in=teams_for(user), status=Escalation.Status.OPEN)
+@dataclass(frozen=True)
+class InboxScope:
+    """What the inbox of a user covers, read once per page: the teams (id, slug, name) and
+    the slugs of their enabled agents."""
+
+    teams: tuple[tuple[int, str, str], ...]
+    agents: tuple[str, ...]
+
+    @property
+    def team_ids(self) -> list[int]:
+        return [pk for pk, _slug, _name in self.teams]
+
+
+def inbox_scope(user) -> InboxScope:
+    teams = tuple(teams_for(user).order_by("name", "id").values_list("id", "slug", "name"))
+    agents = Agent.objects.filter(team__in=[pk for pk, _s, _n in teams], enabled=True)
+    return InboxScope(teams=teams,
+                      agents=tuple(sorted(set(agents.values_list("slug", flat=True)))))
+
+
+def _searched(user, q: str, team_ids: list[int] | None = None) -> QuerySet[Escalation]:
+    """The open escalations of the user's teams matching ``q``. Given the team ids as a
+    list, Postgres reads them from the ``esc_queue`` index (a subquery hides the teams from
+    the planner)."""
+    teams = teams_for(user) if team_ids is None else team_ids
+    rows = Escalation.objects.filter(team__in=teams, status=Escalation.Status.OPEN)
     if q:
         rows = rows.filter(Q(question__icontains=q) | Q(run__input__message__icontains=q))
     return rows
 
 
-def inbox_rows(user, filters: InboxFilters) -> QuerySet[Escalation]:
-    return (
-        _searched(user, filters.q).filter(filters.facet(user))
-        .select_related("run", "run__agent", "team", "claimed_by", "assigned_to")
-        .order_by(*INBOX_ORDER)
-    )
+class InboxRows:
+    """The inbox's rows in triage order, fetched a page at a time as a deferred join: the
+    page's ids come first off the ``esc_queue`` index (narrow rows, already in order), and
+    only those rows are joined to their runs, agents, teams and people."""
+
+    def __init__(self, ids: QuerySet[Escalation]):
+        self.ids = ids
+
+    def count(self) -> int:
+        return self.ids.count()
+
+    def __getitem__(self, window: slice) -> list[Escalation]:
+        return list(
+            Escalation.objects.filter(pk__in=self.ids.values("pk")[window])
+            .select_related("run", "run__agent", "team", "claimed_by", "assigned_to")
+            .only(*INBOX_ROW_FIELDS)
+            .order_by(*INBOX_ORDER)
+        )
+
+
+def inbox_rows(user, filters: InboxFilters, scope: InboxScope | None = None) -> InboxRows:
+    team_ids = (scope or inbox_scope(user)).team_ids
+    return InboxRows(_searched(user, filters.q, team_ids).filter(filters.facet(user))
+                     .order_by(*INBOX_ORDER))
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A count that stops at ``limit``: ``n`` is exact below it; at it, there are more."""
+
+    n: int
+    limit: int
+
+    @property
+    def more(self) -> bool:
+        return self.n >= self.limit
+
+    def __str__(self) -> str:  # "1,000+" past the cap, else the number
+        return f"{self.limit - 1:,}+" if self.more else str(self.n)
+
+    def __int__(self) -> int:
+        return self.n
+
+    def __bool__(self) -> bool:
+        return self.n > 0
 
 
 @dataclass
 class Facet:
     name: str
-    options: list[tuple[str, str, int]] = field(default_factory=list)  # value, label, count
+    options: list[tuple[str, str, Counted]] = field(default_factory=list)  # value, label, count
 
 
-def inbox_counts(user, filters: InboxFilters) -> tuple[int, list[Facet]]:
-    """The total and each filter option's count, in one aggregate query."""
-    teams = list(teams_for(user).values_list("slug", "name"))
-    agents = sorted(set(agents_for(user).values_list("slug", flat=True)))
+def total_limit(page: int, per_page: int = INBOX_PAGE_SIZE) -> int:
+    """How far the inbox's total is counted for page ``page``: past the cap, or past that
+    page (so a deep page knows whether a next one exists)."""
+    return max(INBOX_TOTAL_CAP, max(1, page) * per_page) + 1
+
+
+def inbox_counts(user, filters: InboxFilters, scope: InboxScope | None = None,
+                 page: int = 1) -> tuple[Counted, list[Facet]]:
+    """The total (counted up to ``total_limit(page)``) and each filter option's count (up
+    to ``INBOX_FACET_CAP`` + 1), in one query whatever the number of open escalations."""
+    scope = scope or inbox_scope(user)
+    one_team = len(scope.teams) == 1
     wanted: list[tuple[str, str, str, Q]] = [
         ("claimed", "all", "All", Q()),
         ("claimed", "mine", "Mine", claimed_q("mine", user)),
         ("claimed", "unclaimed", "Unclaimed", claimed_q("unclaimed", user)),
     ]
-    wanted += [("team", slug, name, Q(team__slug=slug)) for slug, name in teams]
-    wanted += [("agent", slug, slug, Q(run__agent__slug=slug)) for slug in agents]
+    # the only team's count is the count of all (the same query, read once)
+    wanted += [("team", slug, name, Q() if one_team else Q(team_id=pk))
+               for pk, slug, name in scope.teams]
+    wanted += [("agent", slug, slug, agent_q(slug)) for slug in scope.agents]
     wanted += [("reason", r, r.replace("_", " "), Q(reason=r)) for r in ESCALATION_REASONS]
-    aggregates = {"total": _count(filters.facet(user))}
-    for i, (name, _value, _label, cond) in enumerate(wanted):
-        aggregates[f"c{i}"] = _count(filters.facet(user, skip=name) & cond)
-    counts = _searched(user, filters.q).aggregate(**aggregates)
+    conds = [filters.facet(user)] + [filters.facet(user, skip=name) & cond
+                                     for name, _value, _label, cond in wanted]
+    limits = [total_limit(page)] + [INBOX_FACET_CAP + 1] * len(wanted)
+    base = _searched(user, filters.q, scope.team_ids)
+    counts = _counts_of(base, conds, limits, exact=bool(filters.q))
     facets = {name: Facet(name) for name in ("claimed", "team", "agent", "reason")}
-    for i, (name, value, label, _cond) in enumerate(wanted):
-        n = counts[f"c{i}"]
+    for (name, value, label, _cond), n in zip(wanted, counts[1:], strict=True):
         if name in ("claimed", "team", "agent") or n or getattr(filters, name) == value:
             facets[name].options.append((value, label, n))
-    return counts["total"], list(facets.values())
+    return counts[0], list(facets.values())
+
+
+def _counts_of(base: QuerySet[Escalation], conds: list[Q], limits: list[int],
+               exact: bool = False) -> list[Counted]:
+    """How many rows of ``base`` meet each condition, each counted up to its limit.
+
+    A search reads every open row anyway (a substring is in no index): one pass counts
+    them all. Otherwise each count is a subquery that stops at its limit — on the
+    ``esc_queue`` and ``esc_reason`` indexes — all in one statement; a condition asked
+    twice (the only team's count is the total's) is counted once, to the larger limit."""
+    if exact:
+        found = base.aggregate(**{f"c{i}": _count(cond) for i, cond in enumerate(conds)})
+        return [Counted(min(found[f"c{i}"], limit), limit) for i, limit in enumerate(limits)]
+    compiled: dict[tuple, int] = {}  # (sql, params) → its largest limit
+    keys: list[tuple | None] = []
+    for cond, limit in zip(conds, limits, strict=True):
+        try:
+            query = base.filter(cond).order_by().values("pk").query
+            sql, sql_params = query.get_compiler(using=base.db).as_sql()
+        except EmptyResultSet:  # a condition nothing can meet (no team, say)
+            keys.append(None)
+            continue
+        key = (sql, tuple(sql_params))
+        compiled[key] = max(limit, compiled.get(key, 0))
+        keys.append(key)
+    found: dict[tuple | None, Counted] = {None: Counted(0, 1)}
+    if compiled:
+        parts, params = [], []
+        for i, ((sql, sql_params), limit) in enumerate(compiled.items()):
+            # Django compiled ``sql`` (its values are parameters); the limit is an int
+            parts.append(f"(SELECT COUNT(*) FROM ({sql} LIMIT {int(limit)}) AS c{i})")  # nosec B608
+            params.extend(sql_params)
+        with connections[base.db].cursor() as cursor:
+            cursor.execute("SELECT " + ", ".join(parts), params)
+            row = cursor.fetchone()
+        found |= {key: Counted(int(n), limit)
+                  for (key, limit), n in zip(compiled.items(), row, strict=True)}
+    return [found[key] for key in keys]
 
 
 def _count(cond: Q) -> Count:

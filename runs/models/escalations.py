@@ -54,8 +54,11 @@ class Escalation(models.Model):
         indexes = [
             models.Index(fields=["team", "status", "-created_at"], name="esc_inbox"),
             models.Index(fields=["status", "deadline_at"], name="esc_deadline"),
-            models.Index(fields=["team", "status", "priority", "deadline_at"],
-                         name="esc_triage"),
+            # the inbox (runs.selectors): a team's open rows in triage order, to the id
+            models.Index(fields=["team", "status", "priority", "deadline_at", "id"],
+                         name="esc_queue"),
+            # the inbox's counts per reason, each stopping at a cap
+            models.Index(fields=["team", "status", "reason"], name="esc_reason"),
         ]
 
     def __str__(self) -> str:

@@ -188,7 +188,7 @@ def test_redis_keys_are_prefixed_per_tool(settings, workers, tool_name):
         pytest.skip("REDIS_URL is not set")
     a, _ = workers
     a.record_failure(tool_name)
-    key = f"agentdesk:breaker:{tool_name}"
+    key = f"{settings.TOOL_BREAKER_KEY_PREFIX}{tool_name}"
     assert a.client.hgetall(key) == {"state": CLOSED, "failures": "1"}
     assert 0 < a.client.ttl(key) <= breakers.FAILURES_TTL_S
 

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from runs import claims, events, selectors
-from runs.models import Escalation
+from runs.models import Agent, Escalation, Membership, Policy
 
 from .console_data import client_for, escalation, many_escalations
 from .test_live import bind_here, connect, receive_until
@@ -110,7 +110,97 @@ def test_ten_thousand_open_escalations_take_a_fixed_number_of_queries(demo):
     assert resp.status_code == 200 and len(row_ids(resp.content.decode())) == 50
     assert len(queries) <= 8, [q["sql"][:120] for q in queries]
     total, _ = selectors.inbox_counts(demo["operator"], selectors.InboxFilters())
-    assert total == 10_001
+    assert (total.n, total.more, str(total)) == (1001, True, "1,000+")  # counted to the cap
+    deep, _ = selectors.inbox_counts(demo["operator"], selectors.InboxFilters(), page=201)
+    assert (deep.n, deep.more) == (10_001, False)  # a deep page counts past its own rows
+
+
+def inbox_queries(client, url: str) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        resp = client.get(url)
+    assert resp.status_code == 200
+    return [q["sql"] for q in queries]
+
+
+def test_the_inbox_reads_as_much_with_thousands_open_as_with_ten(demo):
+    """The same queries whatever the number of open escalations, and none of them reads
+    every open row: the counts stop at a LIMIT, the page comes off the triage index; the
+    runs' checkpoints are not fetched for a list that shows their task."""
+    team = demo["team"]
+    many_escalations(team, 10)
+    client = client_for(demo["operator"])
+    client.get("/inbox/")  # warm up the session and the user
+    urls = ["/inbox/", "/inbox/?reason=low_confidence&claimed=unclaimed&page=2",
+            "/inbox/?team=demo&agent=support-refunds&claimed=mine"]
+    few = [inbox_queries(client, url) for url in urls]
+    many_escalations(team, 2_500)
+    many = [inbox_queries(client, url) for url in urls]
+    assert [len(q) for q in many] == [len(q) for q in few]
+    assert len(many[0]) <= 8
+    for sql in (q for page in many for q in page if '"runs_escalation"' in q):
+        assert "LIMIT" in sql.upper(), sql[:200]
+        assert '"runs_run"."state"' not in sql, sql[:200]
+
+
+def test_counts_past_the_cap_say_so_and_every_page_is_still_reachable(demo):
+    team, op = demo["team"], demo["operator"]
+    many_escalations(team, 1_100)  # 275 of each of four reasons, none claimed
+    rare = escalation(team, reason="tool_outcome_unknown")
+    mine = escalation(team, reason="low_confidence", claimed_by=op)
+    client = client_for(op)
+    html = client.get("/inbox/").content.decode()
+    assert re.search(r'data-testid="inbox-total"[^>]*>1,000\+<', html)
+    assert "Page 1 of 20+ · 1,000+ in all" in html
+    assert re.search(r'data-testid="count-claimed-all">1,000\+<', html)
+    assert count(html, "count-claimed-mine") == 1
+    assert re.search(r'data-testid="count-claimed-unclaimed">100\+<', html)
+    assert "approval required (100+)" in html and "tool outcome unknown (1)" in html
+    assert "Demo team (1,000+)</option>" in html
+    # under the cap the numbers are exact again
+    filtered = client.get("/inbox/?reason=tool_outcome_unknown").content.decode()
+    assert row_ids(filtered) == [rare.pk] and count(filtered, "count-claimed-all") == 1
+    assert "low confidence (100+)" in filtered  # a facet ignores its own choice
+    assert row_ids(client.get("/inbox/?claimed=mine").content.decode()) == [mine.pk]
+    # past the cap: a page knows whether one follows it, and the last one is exact
+    past = client.get("/inbox/?page=21").content.decode()
+    assert len(row_ids(past)) == 50 and "Page 21 of 21+ · 1,050+ in all" in past
+    assert 'data-testid="page-next"' in past
+    last = client.get("/inbox/?page=99").content.decode()  # clamped to the last page
+    assert len(row_ids(last)) == 2 and "Page 23 of 23 · 1102 in all" in last
+    assert 'data-testid="page-next"' not in last
+    every: set[int] = set()
+    for n in range(1, 24):
+        every |= set(row_ids(client.get(f"/inbox/?page={n}", headers=HX).content.decode()))
+    assert len(every) == 1102  # pages neither overlap nor skip, across the cap
+
+
+def test_a_search_counts_its_matches(demo):
+    team = demo["team"]
+    many_escalations(team, 1_100)
+    client = client_for(demo["operator"])
+    # "Bulk question 1…": 1, 10–19, 100–199, 1000–1099
+    html = client.get("/inbox/?q=Bulk+question+1").content.decode()
+    assert count(html, "inbox-total") == 211 and len(row_ids(html)) == 50
+    assert re.search(r'data-testid="count-claimed-all">100\+<', html)  # an option's cap
+    assert "Page 1 of 5 · 211 in all" in html
+    none = client.get("/inbox/?q=no+such+thing").content.decode()
+    assert row_ids(none) == [] and 'data-testid="inbox-empty"' in none
+
+
+def test_a_user_in_several_teams_gets_each_teams_count(demo):
+    team, other = demo["team"], demo["other_team"]
+    Membership.objects.create(user=demo["operator"], team=other, role="operator")
+    Agent.objects.create(team=other, slug="support-refunds", name="Their refunds",
+                         policy=Policy.objects.create(team=other, name="theirs"))
+    ours = [escalation(team, reason="low_confidence") for _ in range(2)]
+    theirs = escalation(other, reason="approval_required")
+    html = client_for(demo["operator"]).get("/inbox/").content.decode()
+    assert sorted(row_ids(html)) == sorted([e.pk for e in ours] + [theirs.pk])
+    assert count(html, "count-claimed-all") == 3
+    assert "Other team (1)</option>" in html and "Demo team (2)</option>" in html
+    assert "support-refunds (3)</option>" in html  # one slug, both teams' agents
+    only = client_for(demo["operator"]).get("/inbox/?team=other").content.decode()
+    assert row_ids(only) == [theirs.pk] and count(only, "count-claimed-all") == 1
 
 
 def test_escalation_page_links_to_its_neighbours_in_inbox_order(demo):
