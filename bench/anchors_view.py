@@ -17,6 +17,7 @@ from tests.stack import Stack
 
 PATH = "/bench/minimal"
 SETTINGS = "bench.anchors_view_settings"
+URLCONF = "bench.anchors_view_urls"  # the settings' ROOT_URLCONF, for an in-process client
 
 
 class AnchoredStack(Stack):

@@ -32,7 +32,7 @@ from pathlib import Path
 from tests.stack import ROOT, Stack, production_mode
 
 from . import api_profile, cpu, deploy
-from .anchors_view import PATH, AnchoredStack
+from .anchors_view import PATH, URLCONF, AnchoredStack
 from .report import Section, Target, percentile, svg_histogram, text_histogram
 
 section = Section("API submit")
@@ -186,7 +186,8 @@ def measure(stack: Stack, workdir: Path) -> dict[str, float]:
         "api_submit_generator_cpu_pct": round(100 * load.cpu_s / load.seconds, 1),
     }
     per_request = requests_cost(key.raw)
-    profile = api_profile.profile(key.raw, BODY)
+    profile = api_profile.profile(key.raw, BODY, floor=api_profile.Floor(
+        path=PATH, label=f"the minimal view (`{PATH}`)", urlconf=URLCONF))
     metrics.update(profile.metrics())
     write_section(metrics, count, load, used, split, per_request, enqueued, sweep,
                   (floor, floor_cpu), list(zip(views, loads, strict=True)))
