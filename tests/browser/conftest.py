@@ -41,6 +41,27 @@ def live_app(live_stack) -> str:
     return live_stack.base_url
 
 
+def own_app(name: str):
+    """Module fixtures ``stack`` and ``live_app`` for a module that needs an app of its own
+    (a fresh database: its counts and pages see only its own data); the ``login`` fixture
+    logs in there. Use: ``stack, live_app = own_app("bulk")``."""
+
+    @pytest.fixture(scope="module")
+    def stack(tmp_path_factory) -> Iterator[Stack]:
+        own = Stack(workdir=tmp_path_factory.mktemp(f"{name}-app"),
+                    name=f"agentdesk_{name}_{os.getpid()}", password=PASSWORD)
+        try:
+            yield own.start()
+        finally:
+            own.stop()
+
+    @pytest.fixture(scope="module")
+    def live_app(stack) -> str:
+        return stack.base_url
+
+    return stack, live_app
+
+
 @pytest.fixture(scope="module")
 def chromium():
     from playwright.sync_api import sync_playwright

@@ -11,19 +11,17 @@ into the test output whether it passes or not.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
-from tests.stack import PY, ROOT, Stack
+from tests.stack import PY, ROOT
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, own_app
 from .console_helpers import decision_button, escalation_of, keys_ready, start_run
 
 pytestmark = pytest.mark.browser
@@ -33,20 +31,7 @@ BLOCKING = ("serious", "critical")
 IMPACTS = ("critical", "serious", "moderate", "minor")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
-    stack = Stack(workdir=tmp_path_factory.mktemp("a11y-app"),
-                  name=f"agentdesk_a11y_{os.getpid()}", password=PASSWORD)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
-
-
-@pytest.fixture(scope="module")
-def live_app(stack) -> str:
-    """This module's app (the ``login`` fixture logs in here)."""
-    return stack.base_url
+stack, live_app = own_app("a11y")  # an app of its own: counts see only this module's data
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,8 @@ API and paused by the agent for approval. Screenshots of the inbox with a bulk s
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -22,7 +20,7 @@ from playwright.sync_api import Page, expect
 
 from tests.stack import PY, ROOT, Stack
 
-from .conftest import PASSWORD
+from .conftest import own_app
 from .console_helpers import click_confirmed, confirm, decision_button, keys_ready, row_ids
 
 pytestmark = pytest.mark.browser
@@ -33,20 +31,7 @@ DESKTOP = {"width": 1280, "height": 900}
 COUNT = 20
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
-    stack = Stack(workdir=tmp_path_factory.mktemp("bulk-app"),
-                  name=f"agentdesk_bulk_{os.getpid()}", password=PASSWORD)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
-
-
-@pytest.fixture(scope="module")
-def live_app(stack) -> str:
-    """This module's app (the ``login`` fixture logs in here)."""
-    return stack.base_url
+stack, live_app = own_app("bulk")  # an app of its own: counts see only this module's data
 
 
 def manage(stack: Stack, *args: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from playwright.sync_api import Page, expect
 
 from tests.stack import PY, ROOT, Stack
 
-from .conftest import PASSWORD
+from .conftest import own_app
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
@@ -28,20 +27,7 @@ SCREENSHOTS = os.environ.get("AGENTDESK_SCREENSHOTS", "")
 LONG_WORD = "X" * 2000  # no space, no hyphen: nothing to break at
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[Stack]:
-    stack = Stack(workdir=tmp_path_factory.mktemp("polish-app"),
-                  name=f"agentdesk_polish_{os.getpid()}", password=PASSWORD)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
-
-
-@pytest.fixture(scope="module")
-def live_app(stack) -> str:
-    """This module's app (the ``login`` fixture logs in here)."""
-    return stack.base_url
+stack, live_app = own_app("polish")  # an app of its own: counts see only this module's data
 
 
 def django_shell(stack: Stack, code: str) -> dict:

@@ -27,6 +27,7 @@ import signal
 import subprocess
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -258,8 +259,9 @@ def check(db, refunds: list[dict[str, Any]]) -> dict[str, Any]:
             assert journal_keys[rows[0][0]] == 1
         elif run["reason"] != "tool_outcome_unknown":
             assert not rows, f"run {run_id} ({run['status']}) has a refund: {rows}"
-    # No money is left held by the dead: every reservation went back. (Spent may exceed the
-    # recorded costs here: a kill can land between a call's settle and its step's commit.)
+    # No money is left held by the dead: every reservation went back. (A call is settled by
+    # its step's commit, so a kill loses both; spent may still exceed the recorded costs by
+    # the calls of a worker that lost its lease or crashed: their cost counts, no step does.)
     left = money(db)
     assert (left["reserved"], left["held"]) == (0, 0), f"reservations leaked: {left}"
     assert left["spent"] >= left["recorded"], left
@@ -268,16 +270,13 @@ def check(db, refunds: list[dict[str, Any]]) -> dict[str, Any]:
             "steps": sum(len(t) for t in steps.values())}
 
 
-@pytest.fixture
-def stack(tmp_path):
+def chaos_stack(tmp_path, name: str, **options) -> Iterator[Stack]:
+    """A deployment of its own (Postgres + Redis; skipped on the embedded default), dropped
+    with its database and queue afterwards."""
     if not production_mode():
         pytest.skip("needs Redis + Postgres: worker processes share the broker")
-    deployment = Stack(
-        workdir=tmp_path, name=f"agentdesk_chaos_{os.getpid()}", workers=WORKERS,
-        worker_args=["--pool", "threads", "-c", "8"], web=False, beat=True,
-        latency_scale=0.05,
-        extra_env={"AGENTDESK_RUN_LEASE_SECONDS": "3", "AGENTDESK_RUN_SLICE_SECONDS": "2"},
-    )
+    deployment = Stack(workdir=tmp_path, name=f"agentdesk_{name}_{os.getpid()}", web=False,
+                       worker_args=["--pool", "threads", "-c", "8"], **options)
     try:
         deployment.start()
         yield deployment
@@ -286,6 +285,13 @@ def stack(tmp_path):
         if deployment.env:
             drop_database(deployment.env["DATABASE_URL"])
             forget_queue(deployment.env["REDIS_URL"], deployment.name)
+
+
+@pytest.fixture
+def stack(tmp_path):
+    yield from chaos_stack(
+        tmp_path, "chaos", workers=WORKERS, beat=True, latency_scale=0.05,
+        extra_env={"AGENTDESK_RUN_LEASE_SECONDS": "3", "AGENTDESK_RUN_SLICE_SECONDS": "2"})
 
 
 def drop_database(url: str) -> None:
@@ -397,22 +403,9 @@ def money(db) -> dict[str, Any]:
 def slow_stack(tmp_path):
     """One worker and model calls slow enough (0.9 s on the small tier, 3.6 s on the large)
     to be killed in the middle of; leases long enough that a live worker never loses one."""
-    if not production_mode():
-        pytest.skip("needs Redis + Postgres: worker processes share the broker")
-    deployment = Stack(
-        workdir=tmp_path, name=f"agentdesk_money_{os.getpid()}", workers=1,
-        worker_args=["--pool", "threads", "-c", "8"], web=False, beat=False,
-        latency_scale=6.0,
-        extra_env={"AGENTDESK_RUN_LEASE_SECONDS": "15", "AGENTDESK_RUN_SLICE_SECONDS": "10"},
-    )
-    try:
-        deployment.start()
-        yield deployment
-    finally:
-        deployment.stop()
-        if deployment.env:
-            drop_database(deployment.env["DATABASE_URL"])
-            forget_queue(deployment.env["REDIS_URL"], deployment.name)
+    yield from chaos_stack(
+        tmp_path, "money", workers=1, beat=False, latency_scale=6.0,
+        extra_env={"AGENTDESK_RUN_LEASE_SECONDS": "15", "AGENTDESK_RUN_SLICE_SECONDS": "10"})
 
 
 @pytest.mark.timeout(240)

@@ -13,8 +13,12 @@ from django.core.cache import cache
 from runs import fragments, watchers
 from runs.events import run_group, team_group
 
+from .console_data import no_resume  # noqa: F401 (a fixture)
 from .helpers import submit
 from .test_live import connect
+
+# runs are only rows here: a worker another test started must not advance them after the test
+pytestmark = pytest.mark.usefixtures("no_resume")
 
 
 @pytest.fixture(autouse=True)
