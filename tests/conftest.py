@@ -41,17 +41,49 @@ def llmsim() -> Iterator[str]:
     sim.stop()
 
 
+_worker_running = False
+
+
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, llmsim) -> Iterator[Any]:
     from celery.contrib.testing.worker import start_worker
 
     from agentdesk.celery import app
 
+    global _worker_running
     with django_db_blocker.unblock():
         app.control.purge() if not app.conf.broker_url.startswith("memory") else None
     with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False,
                       loglevel="WARNING", shutdown_timeout=30) as worker:
-        yield worker
+        _worker_running = True
+        try:
+            yield worker
+        finally:
+            _worker_running = False
+
+
+@pytest.fixture(autouse=True)
+def worker_idle_before_flush(request) -> Iterator[None]:
+    """A test with the database leaves nothing for the session's worker to do while the
+    database is emptied after it: work it queued (a decision's resume, a run it did not
+    wait for) is purged, and what the worker has started is let finish. Emptying Postgres
+    (TRUNCATE) while a worker's checkpoint holds row locks on the same tables deadlocks."""
+    if "transactional_db" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("transactional_db")  # set up first, so emptied after this
+    yield
+    if not _worker_running:
+        return
+    from celery.worker import state
+
+    from agentdesk.celery import app
+
+    if not app.conf.broker_url.startswith("memory"):
+        app.control.purge()
+    deadline = time.monotonic() + 15
+    while (state.active_requests or state.reserved_requests) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @pytest.fixture
