@@ -63,7 +63,7 @@ PARTS = [
     ("rate limit + key generation (one Redis round trip)",
      ["runs.api.ratelimit:hit", "runs.api.ratelimit:hit_and_read"]),
     ("agent + policy snapshot (fingerprint query; rebuilt only on a change)",
-     ["runs.services:_agent_config", "runs.services:_AgentConfig.snapshot"]),
+     ["runs.agent_configs:config_for", "runs.agent_configs:AgentConfig.snapshot"]),
     ("input: size, schema, idempotency hash", ["runs.services:validate_input",
                                                "runs.services:request_hash"]),
     ("INSERT run + audit row (and the commit)", ["runs.services:_insert_run"]),
