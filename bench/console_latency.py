@@ -54,13 +54,14 @@ def open_escalations(team, agent, operator, count: int, now) -> None:
     """``count`` open escalations (the bench's mix of reasons, deadlines and claims), each
     on a waiting run of ``team``."""
     from runs import claims
-    from runs.models import Escalation, Run
+    from runs.models import Escalation, PolicySnapshotRecord, Run
 
     reasons = ["approval_required", "low_confidence", "tool_failed", "step_limit",
                "tool_outcome_unknown"]
+    snapshot = PolicySnapshotRecord.of({"max_steps": 20})
     waiting = Run.objects.bulk_create([
         Run(team=team, agent=agent, input={"message": f"I want a refund, order {1000 + i}"},
-            status="waiting_human", policy_snapshot={"max_steps": 20}, state={})
+            status="waiting_human", snapshot=snapshot, state={})
         for i in range(count)
     ], batch_size=1000)
     Escalation.objects.bulk_create([
@@ -96,7 +97,7 @@ def seed() -> tuple[object, int]:
     from django.utils import timezone
 
     from runs.demo import seed_demo
-    from runs.models import Agent, AuditEvent, Escalation, Run, Step, Team
+    from runs.models import Agent, AuditEvent, Escalation, PolicySnapshotRecord, Run, Step, Team
 
     seed_demo(deploy.PASSWORD)
     team = Team.objects.get(slug="demo")
@@ -107,7 +108,7 @@ def seed() -> tuple[object, int]:
     finished = Run.objects.bulk_create([
         Run(team=team, agent=agent, input={"message": "Where is my order 1077?"},
             status=("succeeded", "failed", "aborted")[i % 3], cost_usd=Decimal("0.0004"),
-            policy_snapshot={"max_steps": 20}, state={}, step_count=4)
+            snapshot=PolicySnapshotRecord.of({"max_steps": 20}), state={}, step_count=4)
         for i in range(FINISHED_RUNS)
     ], batch_size=1000)
     for i, run in enumerate(finished):  # spread over the month (created_at is auto_now_add)

@@ -10,14 +10,13 @@ snapshot; only the building is skipped while the fingerprint is unchanged.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .errors import NotFound
-from .models import Agent, ModelProfile, Policy, Rule, Team
+from .models import Agent, ModelProfile, Policy, PolicySnapshotRecord, Rule, Team
 
 
 class AgentConfig:
@@ -27,15 +26,19 @@ class AgentConfig:
     def __init__(self, fingerprint: tuple[Any, ...], agent: Agent) -> None:
         self.fingerprint = fingerprint
         self.agent = agent
-        self._snapshot: str | None = None
+        self._snapshot_id: int | None = None
 
-    def snapshot(self) -> dict[str, Any]:
-        """``Policy.snapshot()`` as JSON, built once per fingerprint. Each run gets its own
-        copy (parsed from the JSON text: a fifth of ``deepcopy``'s time): a run's
-        ``policy_snapshot`` is its own to change."""
-        if self._snapshot is None:
-            self._snapshot = self.agent.policy.snapshot().model_dump_json()
-        return json.loads(self._snapshot)
+    def snapshot_id(self) -> int:
+        """The stored ``Policy.snapshot()`` (``PolicySnapshotRecord``) runs of this agent
+        start with, built and looked up once per fingerprint. The id is remembered only
+        once the transaction that found or wrote the row has committed: a row rolled back
+        with its transaction is never pointed at."""
+        if self._snapshot_id is not None:
+            return self._snapshot_id
+        data = self.agent.policy.snapshot().model_dump(mode="json")
+        record = PolicySnapshotRecord.of(data)
+        transaction.on_commit(lambda: setattr(self, "_snapshot_id", record.pk))
+        return record.pk
 
 
 # (database alias, team id, agent slug) → what a submission last read of that agent.

@@ -20,7 +20,7 @@ from agentdesk.runtime.llm import ModelClient
 from agentdesk.runtime.loop import Engine
 from agentdesk.runtime.outcomes import RunStatus
 from agentdesk.runtime.ports import LeaseLost
-from agentdesk.runtime.state import RunState, StepRecord
+from agentdesk.runtime.state import StepRecord
 
 from . import agent_specs, budgets, checkpoints, lifecycle
 from .adapters import DjangoRunStore
@@ -28,7 +28,6 @@ from .breakers import breaker_store
 from .budgets import DjangoTeamBudget
 from .connections import ConnectionFreeModel
 from .knowledge import knowledge_for
-from .models import Run
 from .response_cache import DjangoResponseCache
 from .tracing import traced
 
@@ -65,12 +64,6 @@ def gateway(base_url: str | None, api_key: str) -> ModelClient:
 gateway.cache_clear = _gateways.clear  # type: ignore[attr-defined]
 
 
-def initial_state(run: Run) -> RunState:
-    """The state of a run before its first step. Submitting writes none (one INSERT, not
-    an INSERT and an UPDATE per run): it follows from the run's own columns."""
-    return RunState(run_id=str(run.pk), agent=run.agent.slug, input=run.input)
-
-
 def advance(run_id: int) -> str:
     """Advance a run for one time slice. Returns MORE_WORK when it should be re-enqueued."""
     owner = uuid.uuid4().hex
@@ -83,8 +76,7 @@ def advance(run_id: int) -> str:
         log.warning("agent not installed; failing the run", run_id=run_id, agent=run.agent.slug)
         lifecycle.agent_missing(run_id, owner, run.agent.slug)
         return DONE
-    state, written = (checkpoints.load(run) if run.state
-                      else (initial_state(run), checkpoints.Written()))
+    state, written = checkpoints.load(run)
     team_budget = DjangoTeamBudget(run.team_id, run.pk, owner)
     store = DjangoRunStore(run, owner, written, team_budget)
     structlog.contextvars.bind_contextvars(run_id=run_id, team=run.team.slug,

@@ -61,7 +61,7 @@ from . import (
 from .claims import priority_for
 from .errors import RunFinished, RunNotWaiting
 from .events import LiveEvent, publish_on_commit
-from .models import Escalation, Run, Step
+from .models import Escalation, PolicySnapshotRecord, Run, Step
 
 LIVE = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING_HUMAN)
 
@@ -98,7 +98,7 @@ def start(run_id: int, owner: str) -> Run | None:
         )
         if not taken:
             return None
-        run = Run.objects.select_related("agent", "team").get(pk=run_id)
+        run = Run.objects.select_related("agent", "team", "snapshot").get(pk=run_id)
         if run.reserved_usd:  # an expired lease taken over: its dead holder's hold goes back
             budgets.release_held(run_id)
             run.reserved_usd, run.reserved_on = budgets.ZERO, None
@@ -227,12 +227,11 @@ def resume(run: Run, human: HumanInput, *, decided: Escalation,
     (extend budget). A decision that overrides the agent's proposal marks the run
     ``overridden`` for good, so its success is not counted as the agent's own. Raises
     RunNotWaiting when the run stopped waiting meanwhile."""
-    state = {**run.state, "human_input": human.model_dump(mode="json"),  # the rest as it is
-             "status": RunStatus.QUEUED.value}
+    state = {**run.state, "human_input": human.model_dump(mode="json")}  # the rest as it is
     fields: dict[str, Any] = {"status": RunStatus.QUEUED, "reason": "", "updated_at":
                               timezone.now(), "state": state}
     if policy is not None:
-        fields["policy_snapshot"] = policy.model_dump(mode="json")
+        fields["snapshot"] = PolicySnapshotRecord.of(policy.model_dump(mode="json"))
     if overrides(human, decided):
         fields["overridden"] = True
     moved = Run.objects.filter(pk=run.pk, status=RunStatus.WAITING_HUMAN).update(**fields)

@@ -43,7 +43,8 @@ def agents_to_submit(user) -> QuerySet[Agent]:
 
 
 def runs_for(user) -> QuerySet[Run]:
-    return Run.objects.filter(team__in=teams_for(user)).select_related("agent", "team")
+    return (Run.objects.filter(team__in=teams_for(user))
+            .select_related("agent", "team", "snapshot"))
 
 
 def run_for(user, run_id: int) -> Run:

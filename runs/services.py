@@ -98,10 +98,10 @@ def submit_run(
         except callback_urls.RefusedURL as exc:
             raise CallbackRefused(str(exc), {"callback_url": [str(exc)]}) from None
     # One INSERT: a run nobody has advanced has no checkpoint yet (``state`` {}); the first
-    # worker starts it from its columns (``execution.initial_state``).
+    # worker starts it from its columns (``checkpoints.load``).
     run = Run(
         team=team, agent=agent, created_by_id=user_id, input=clean,
-        policy_snapshot=config.snapshot(), state={}, idempotency_key=idempotency_key,
+        snapshot_id=config.snapshot_id(), state={}, idempotency_key=idempotency_key,
         request_hash=digest, callback_url=callback_url or "", api_key_id=api_key_id,
     )
     audit_row = AuditEvent(

@@ -31,6 +31,14 @@ DEFAULT_INPUT_SCHEMA: dict[str, Any] = {
 }
 
 
+def knowledge_block(context: list[dict[str, Any]]) -> str:
+    """The retrieved passages as the system prompt shows them (after the instructions).
+    Its own function because storage relies on it too: ``runs.checkpoints`` keeps the
+    passages once, in the context, and puts this back on the prompt when it loads."""
+    return "\n\n".join(["Relevant knowledge (retrieved before reasoning):",
+                        *(f"[{doc['source']}] {doc['text']}" for doc in context)])
+
+
 class InputRejected(Exception):
     """The task input does not match the agent's schema; ``fields`` says where and why."""
 
@@ -95,8 +103,7 @@ class AgentSpec:
         """The system message; it starts with the slug so any endpoint can tell agents apart."""
         parts = [f"You are the {self.slug} agent.", self.instructions.strip()]
         if context:
-            parts.append("Relevant knowledge (retrieved before reasoning):")
-            parts.extend(f"[{doc['source']}] {doc['text']}" for doc in context)
+            parts.append(knowledge_block(context))
         return "\n\n".join(parts)
 
     def task_message(self, task_input: dict[str, Any]) -> str:

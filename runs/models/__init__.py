@@ -7,6 +7,7 @@ from .labels import ConfidenceLabel, ReviewItem
 from .notifications import NotificationDelivery, NotificationEvent, NotificationTarget
 from .policies import Policy, Rule
 from .runs import Agent, Run, Step, TeamDailySpend, ToolCall
+from .snapshots import PolicySnapshotRecord
 from .teams import ApiKey, Membership, Team
 from .tools import HttpTool, McpServer
 from .webhooks import WebhookDelivery
@@ -29,6 +30,7 @@ __all__ = [
     "NotificationTarget",
     "ReviewItem",
     "Policy",
+    "PolicySnapshotRecord",
     "Rule",
     "Run",
     "Step",

@@ -9,6 +9,7 @@ written in the same transaction.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -18,6 +19,7 @@ from agentdesk.runtime.state import PolicySnapshot
 
 from .common import ZERO, choices_of
 from .policies import Policy
+from .snapshots import PolicySnapshotRecord
 from .teams import Team
 
 
@@ -60,10 +62,11 @@ class Agent(models.Model):
 
 
 class Run(models.Model):
-    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="runs")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="runs",
+                             db_index=False)  # run_team_recent and run_team_status start with it
     agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="runs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                   on_delete=models.SET_NULL, related_name="+")
+                                   on_delete=models.SET_NULL, related_name="+", db_index=False)
     input = models.JSONField()
     status = models.CharField(max_length=20, choices=choices_of(RunStatus),
                               default=RunStatus.QUEUED)
@@ -74,7 +77,11 @@ class Run(models.Model):
         help_text="An operator rejected, edited, answered instead of or took over an action "
                   "the agent proposed: a success after this is not the agent's own.",
     )
-    policy_snapshot = models.JSONField()
+    # The policy this run started with (``runs.models.snapshots``: stored once, shared by
+    # the runs that start with the same one). Never deleted while runs point at it, and
+    # never looked up by run: no index.
+    snapshot = models.ForeignKey(PolicySnapshotRecord, on_delete=models.PROTECT,
+                                 related_name="+", db_index=False)
     state = models.JSONField()
     step_count = models.PositiveIntegerField(default=0)
     tokens_in = models.PositiveBigIntegerField(default=0)
@@ -87,7 +94,7 @@ class Run(models.Model):
     request_hash = models.CharField(max_length=64, blank=True, default="")
     callback_url = models.URLField(blank=True, default="")
     api_key = models.ForeignKey("ApiKey", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="runs")
+                                related_name="runs", db_index=False)
     lease_owner = models.CharField(max_length=64, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # The team-budget reservation the lease holder has out for its model call in flight
@@ -106,6 +113,11 @@ class Run(models.Model):
             models.Index(fields=["team", "-created_at"], name="run_team_recent"),
             models.Index(fields=["status", "lease_expires_at"], name="run_status_lease"),
             models.Index(fields=["team", "status"], name="run_team_status"),
+            # who submitted: most runs have no user, or no key, and need no index entry
+            models.Index(fields=["created_by"], name="run_created_by",
+                         condition=models.Q(created_by__isnull=False)),
+            models.Index(fields=["api_key"], name="run_api_key",
+                         condition=models.Q(api_key__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -117,14 +129,33 @@ class Run(models.Model):
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.status})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A ``policy_snapshot`` set on the instance is stored (once) as it is saved."""
+        pending = self.__dict__.pop("_pending_snapshot", None)
+        if pending is not None:
+            self.snapshot = PolicySnapshotRecord.of(pending)
+        super().save(*args, **kwargs)
+
     @property
     def is_terminal(self) -> bool:
         return RunStatus(self.status).is_terminal
 
+    @property
+    def policy_snapshot(self) -> dict[str, Any]:
+        """The policy this run started with, as JSON. Setting it (``Run(policy_snapshot=
+        ...)``) points the run at the stored snapshot with that content when it is saved."""
+        pending = self.__dict__.get("_pending_snapshot")
+        return pending if pending is not None else self.snapshot.data
+
+    @policy_snapshot.setter
+    def policy_snapshot(self, data: dict[str, Any]) -> None:
+        self.__dict__["_pending_snapshot"] = data
+        self.__dict__.pop("policy", None)
+
     @cached_property
     def policy(self) -> PolicySnapshot:
-        """The policy this run started with (``policy_snapshot``), typed. The JSON column is
-        written only by ``runs.lifecycle``/``runs.services``; everything else reads this."""
+        """The policy this run started with, typed. Snapshots are written only by
+        ``runs.lifecycle``/``runs.services``; everything else reads this."""
         return PolicySnapshot.model_validate(self.policy_snapshot or {})
 
     @property
@@ -150,7 +181,8 @@ class Run(models.Model):
 
 
 class Step(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    # looked up by run through ``one_step_per_index`` (run, index): no index of its own
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps", db_index=False)
     index = models.PositiveIntegerField()
     kind = models.CharField(max_length=20, choices=choices_of(StepKind))
     name = models.CharField(max_length=100, blank=True, default="")
@@ -189,7 +221,7 @@ class ToolCall(models.Model):
         FAILED = "failed"
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="tool_calls")
-    idempotency_key = models.CharField(max_length=100, unique=True)
+    idempotency_key = models.CharField(max_length=100)
     tool = models.CharField(max_length=100)
     args = models.JSONField(default=dict)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.STARTED)
@@ -197,6 +229,12 @@ class ToolCall(models.Model):
     error = models.TextField(blank=True, default="")
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        # a constraint, not ``unique=True``: on Postgres that adds a second index on the
+        # key (for LIKE), which nothing here asks
+        constraints = [models.UniqueConstraint(fields=["idempotency_key"],
+                                               name="one_tool_call_per_key")]
 
     def __str__(self) -> str:
         return f"{self.tool} [{self.idempotency_key}] {self.status}"

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from django.core.cache import cache
 from django.db import connection, connections
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -109,8 +110,13 @@ def test_the_snapshot_is_the_policy_s_and_built_once(demo, monkeypatch):
     for run in (first, second):
         assert run.policy_snapshot == _fresh(agent)
         assert Run.objects.get(pk=run.pk).policy_snapshot == _fresh(agent)
-    first.policy_snapshot["max_steps"] = -1  # each run has its own copy
-    assert _submit(demo).policy_snapshot["max_steps"] == _fresh(agent)["max_steps"]
+    assert first.snapshot_id == second.snapshot_id  # stored once, for both runs
+    assert after_edit(agent, demo).snapshot_id != first.snapshot_id
+
+
+def after_edit(agent: Agent, demo) -> Run:
+    Policy.objects.filter(pk=agent.policy_id).update(max_steps=F("max_steps") + 1)
+    return _submit(demo)
 
 
 def test_an_edited_policy_is_in_the_next_snapshot_even_by_a_queryset_update(demo):

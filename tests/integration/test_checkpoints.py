@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agentdesk.runtime.state import RunState
-from runs import checkpoints, services
+from runs import agent_specs, checkpoints, services
 from runs.models import Run, Step, TeamDailySpend
 
 from .helpers import open_escalation, refunds, submit, wait_status
@@ -35,12 +35,20 @@ def test_the_run_row_holds_no_transcript_and_a_resumed_run_reads_it_back(demo, d
     run = wait_status(submit(demo["team"], demo["operator"], "I want a refund for order 1042"),
                       "waiting_human")
     assert "messages" not in run.state and "context" not in run.state
+    assert not checkpoints.COLUMNS & run.state.keys()  # the columns say it once
     before = transcript_of(run)
     assert [m["role"] for m in before[:2]] == ["system", "user"]
-    assert "Relevant knowledge" in before[0]["content"]
+    # the passages are stored once, in the context; the system message is marked for them
+    assert before[0]["knowledge"] and "Relevant knowledge" not in before[0]["content"]
     state, written = checkpoints.load(run)
-    assert state.messages == before and written.messages == len(before)
+    assert state.messages[1:] == before[1:] and written.messages == len(before)
+    # what the model is sent after a reload is the prompt the agent built
+    assert state.messages[0] == {"role": "system", "content": agent_specs.spec_for(
+        run.agent).system_prompt(state.context)}
     assert state.context and state.context == run.steps.get(kind="retrieval").transcript["context"]
+    assert (state.run_id, state.input, state.status, state.step_count) == (
+        str(run.pk), run.input, "waiting_human", run.step_count)
+    assert (state.usage.tokens_in, state.usage.cost_usd) == (run.tokens_in, run.cost_usd) != (0, 0)
 
     approve(run, demo["operator"])  # a new time slice: the transcript comes back from the steps
     assert run.status == "succeeded", run.reason
@@ -59,7 +67,7 @@ def test_a_checkpoint_written_before_the_transcript_moved_still_resumes(demo, da
     run = wait_status(submit(demo["team"], demo["operator"], "I want a refund for order 1042"),
                       "waiting_human")
     state, _ = checkpoints.load(run)
-    legacy = state.model_dump(mode="json")
+    legacy = state.model_dump(mode="json")  # the transcript and the columns' copies too
     Run.objects.filter(pk=run.pk).update(state=legacy)
     Step.objects.filter(run=run).update(transcript=None)
     seen = run.step_count
@@ -67,7 +75,8 @@ def test_a_checkpoint_written_before_the_transcript_moved_still_resumes(demo, da
     approve(run, demo["operator"])
     assert run.status == "succeeded", run.reason
     first_new = run.steps.filter(index__gte=seen).exclude(transcript=None).first()
-    assert first_new.transcript["messages"][:len(state.messages)] == state.messages
+    assert len(first_new.transcript["messages"]) >= len(state.messages)  # all of it
+    assert checkpoints.load(run)[0].messages[:len(state.messages)] == state.messages
     assert first_new.transcript["context"] == state.context
     assert "messages" not in run.state
     assert len(refunds(data_dir)) == 1
@@ -123,3 +132,11 @@ def test_a_model_steps_checkpoint_is_one_transaction(demo, monkeypatch):
     for statements in captured:
         writes = [s for s in statements if s in ("UPDATE", "INSERT")]
         assert writes == ["UPDATE", "UPDATE", "INSERT"], statements  # run, team spend, step
+
+
+def test_a_system_message_that_does_not_end_with_the_passages_is_stored_as_it_is():
+    context = [{"source": "a.md", "text": "Refunds within 30 days.", "title": "", "score": 1.0}]
+    own = {"role": "system", "content": "My agent's own prompt, passages elsewhere."}
+    state = RunState(run_id="1", agent="a", input={}, context=context,
+                     messages=[own, {"role": "user", "content": "hi"}])
+    assert checkpoints.Written().take(state)["messages"][0] == own

@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.test import Client
 
 from agentdesk.agents.support_refunds.agent import MAX_MESSAGE_CHARS
-from runs.models import Run, Step, WebhookDelivery
+from runs.models import PolicySnapshotRecord, Run, Step, WebhookDelivery
 
 from .console_data import client_for, escalation, waiting_run
 from .console_data import no_resume as no_resume  # a fixture
@@ -175,7 +175,8 @@ def usage_bar(page: str, label: str) -> str:
 def test_steps_past_the_limit_read_limit_reached_with_a_full_bar(demo):
     run = waiting_run(demo["team"])
     snapshot = {**run.policy_snapshot, "max_steps": 2}
-    Run.objects.filter(pk=run.pk).update(step_count=4, policy_snapshot=snapshot)
+    Run.objects.filter(pk=run.pk).update(step_count=4,
+                                         snapshot=PolicySnapshotRecord.of(snapshot))
     page = client_for(demo["operator"]).get(f"/runs/{run.pk}/").content.decode()
     bar = usage_bar(page, "Steps")
     assert "4 / 2" not in bar
@@ -186,7 +187,8 @@ def test_steps_past_the_limit_read_limit_reached_with_a_full_bar(demo):
 def test_steps_under_the_limit_read_plainly(demo):
     run = waiting_run(demo["team"])
     snapshot = {**run.policy_snapshot, "max_steps": 8}
-    Run.objects.filter(pk=run.pk).update(step_count=2, policy_snapshot=snapshot)
+    Run.objects.filter(pk=run.pk).update(step_count=2,
+                                         snapshot=PolicySnapshotRecord.of(snapshot))
     bar = usage_bar(client_for(demo["operator"]).get(f"/runs/{run.pk}/").content.decode(),
                     "Steps")
     assert "2 of 8" in bar and "limit reached" not in bar and "bar-ok" in bar
