@@ -3,8 +3,9 @@
 A fresh database (migrated, demo data seeded, one warm-up run done so the agent's knowledge
 package is indexed: that is the agent's, written once, not the runs') is measured, runs of
 the evaluation mix are driven to their end (or escalation) with ``runs.execution.advance``,
-and the database is measured again. Postgres: ``pg_database_size`` — all tables, indexes and TOAST, including
-the row versions each checkpoint UPDATE leaves behind until autovacuum reclaims them.
+and the database is measured again. Postgres: ``pg_database_size`` — all tables, indexes
+and TOAST, including the row versions each checkpoint UPDATE leaves behind until autovacuum
+reclaims them.
 SQLite: the database file plus its WAL after a ``wal_checkpoint(TRUNCATE)``.
 
 Then ``bench.storage_growth``: scripted runs of ~5 and of ~50 steps on the same database,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from django import template
@@ -146,6 +147,19 @@ def time_to_decision(esc: object) -> str:
     """decided_at − created_at of an escalation, or a dash while it is open."""
     decided, created = getattr(esc, "decided_at", None), getattr(esc, "created_at", None)
     return duration(decided - created) if decided and created else "—"
+
+
+@register.filter
+def stamp(value: object, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
+    """A datetime in the current time zone by a ``strftime`` format (``iso`` for ISO 8601):
+    what ``|date`` does for the formats the console uses, for a fraction of its cost — it
+    runs several times on each of an inbox page's rows."""
+    from django.utils import timezone
+
+    if not isinstance(value, datetime):
+        return ""
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return local.isoformat() if fmt == "iso" else local.strftime(fmt)
 
 
 @register.filter

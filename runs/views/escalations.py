@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -142,6 +143,9 @@ def _claim_action(request: HttpRequest, esc, action: Callable) -> HttpResponse:
     else:
         messages.success(request, done)
     target = request.POST.get("next", "")
+    if not target and request.POST.get("fragment") == "row":  # an inbox row: back to the inbox
+        qs = request.POST.get("qs", "")
+        target = reverse("inbox") + (f"?{qs}" if qs else "")
     if not url_has_allowed_host_and_scheme(target, {request.get_host()},
                                            require_https=request.is_secure()):
         target = f"/escalations/{esc.pk}/"

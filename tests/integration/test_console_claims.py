@@ -134,6 +134,9 @@ def test_claim_and_release_over_http_with_and_without_htmx(demo):
     evil = other.post(f"/escalations/{esc.pk}/claim/", {"next": "https://evil.example/"})
     assert evil.status_code == 302 and evil["Location"] == f"/escalations/{esc.pk}/"
     assert Escalation.objects.get(pk=esc.pk).claimed_by == demo["admin"]
+    # an inbox row's form without JavaScript: back to the inbox, its filters kept
+    row = other.post(f"/escalations/{esc.pk}/release/", {"fragment": "row", "qs": "reason=x"})
+    assert row.status_code == 302 and row["Location"] == "/inbox/?reason=x"
 
 
 def test_claiming_a_decided_escalation_names_the_decider(demo):
