@@ -11,8 +11,9 @@ A step's time is the wall time from the end of the previous step's commit (or th
 taking the lease and loading the run (first step of a slice), building the prompt, bounds,
 the response-cache lookup and store, the team-budget reservation, parsing the reply,
 running the tool, the checkpoint (JSON of the run state, the Run UPDATE, the Step INSERT
-with its transcript and the calls' settlement in one transaction), the check whether anyone
-watches the run (nobody does: no fragment is rendered), and the structured log line.
+with its transcript, the calls' settlement and the next call's hold in one transaction), the
+check whether anyone watches the run (nobody does: no fragment is rendered), and the
+structured log line.
 
 The anchor (issue 16): DBOS workflows of no-op steps and the commit floor (one INSERT +
 COMMIT), on the same Postgres server, in this process, interleaved with the runs — a DBOS
@@ -245,7 +246,8 @@ def _write_section(metrics: dict[str, float], samples: list[dict[str, Any]]) -> 
           "prompt building, bounds, response cache, the team-budget reservation, reply "
           "parsing, tool execution, the checkpoint transaction (run state as JSON without "
           "the transcript, Run UPDATE, Step INSERT with the transcript the step added, the "
-          "model calls' settlement, escalation row), the check whether anyone watches the "
+          "model calls' settlement, the next call's hold when the model is asked next, "
+          "escalation row), the check whether anyone watches the "
           "run (nobody does here, so no live fragment is rendered: `runs.watchers`), the "
           "step's log line.")
     why = {}
@@ -295,10 +297,11 @@ def _phase_means(samples: list[dict[str, Any]]) -> dict[str, float]:
     n = len(samples)
     labels = {
         "commit": "checkpoint transaction (state JSON, run UPDATE, step INSERT with its "
-                  "transcript, the calls' settlement)",
+                  "transcript, the calls' settlement, the next call's hold)",
         "render": "live fragments (a watch check; rendered only when someone watches)",
         "publish": "publish to channel layer",
-        "budget": "team budget reserve (the settle is in the checkpoint)",
+        "budget": "team budget reserve (none when the previous checkpoint held for the "
+                  "call; the settle is in the checkpoint)",
         "cache": "response cache get + set",
         "tool": "tool execution",
     }

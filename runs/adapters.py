@@ -13,11 +13,12 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from agentdesk.runtime.outcomes import Phase, RunStatus
 from agentdesk.runtime.ports import LedgerEntry
 from agentdesk.runtime.state import EscalationRequest, RunState, StepRecord
 
 from . import checkpoints, lifecycle
-from .budgets import DjangoTeamBudget
+from .budgets import ZERO, DjangoTeamBudget
 from .models import Run, ToolCall
 
 
@@ -39,10 +40,17 @@ class DjangoRunStore:
         step: StepRecord | None = None,
         escalation: EscalationRequest | None = None,
     ) -> None:
-        settlements = self.team_budget.take() if self.team_budget is not None else []
+        budget = self.team_budget
+        settlements = budget.take() if budget is not None else []
         transcript = self.written.take(state) if step is not None else None
-        lifecycle.checkpoint(self.run, self.lease_owner, state, step, escalation,
-                             transcript=transcript, settlements=settlements)
+        # the model is asked next: hold its budget in this transaction (``budgets``)
+        hold = (budget.next_hold() if budget is not None and state.phase == Phase.REASON
+                and state.status == RunStatus.RUNNING else ZERO)
+        held_on = lifecycle.checkpoint(self.run, self.lease_owner, state, step, escalation,
+                                       transcript=transcript, settlements=settlements,
+                                       hold_next=hold)
+        if held_on is not None and budget is not None:
+            budget.prepaid(hold, held_on)
 
     def ledger_begin(self, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry | None:
         try:

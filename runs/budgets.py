@@ -23,6 +23,17 @@ is given back exactly once:
   recorded, so nothing is counted as spent: the team's spend stays the sum of its runs'
   recorded costs.
 
+**The next call's hold in this step's checkpoint.** A checkpoint after which the run reasons
+again (a tool's result is in, or the small model handed over to the large) also holds the
+next call's budget, in the same transaction (``hold_next``): the amount is the largest
+this time slice has reserved so far, with a quarter on top, since a prompt grows with each
+step. The model call then finds its hold made (``DjangoTeamBudget.reserve`` uses it when
+it covers the call's worst case) and needs no transaction of its own; the hold is settled
+like any other. One the call did not use (a cached reply, or a call that needed more and
+reserved on its own) is given back by the next checkpoint, with nothing counted as spent.
+If it does not fit the team's budget, nothing is held, and the call reserves on its own as
+before — and is refused the same way.
+
 Both sides lock the run row first, then the team's row (no deadlock), and whichever comes
 second finds the hold already cleared (Postgres re-reads the row after the lock, SQLite runs
 them one after the other): a slow worker that settles after the reaper released its hold
@@ -68,6 +79,10 @@ def _day_row(team_id: int, day: date) -> int:
         return TeamDailySpend.objects.get(team_id=team_id, day=day).pk
 
 
+# The next call's hold (``hold_next``): the largest reserved in the slice, plus a quarter.
+NEXT_HOLD_HEADROOM = Decimal("1.25")
+
+
 class DjangoTeamBudget:
     """The runtime's ``TeamBudget`` for one time slice of one run, by its lease holder."""
 
@@ -76,8 +91,12 @@ class DjangoTeamBudget:
         self.run_id = run_id
         self.owner = owner
         self._held_on: date | None = None  # the day of the reservation out
+        self._holding = ZERO  # the amount of the reservation out
         self._row_on: date | None = None  # the day whose row is known to exist
         self._settlements: list[Settlement] = []  # calls made since the last checkpoint
+        self._largest = ZERO  # the largest amount reserved in this slice
+        self._prepaid = ZERO  # held by the last checkpoint for the next call (``hold_next``)
+        self._prepaid_on: date | None = None
 
     def reserve(self, amount_usd: Decimal) -> bool:
         """Hold ``amount_usd`` on the team's row and on the run, in one transaction. Raises
@@ -85,7 +104,13 @@ class DjangoTeamBudget:
 
         The team's budget is read by the UPDATE itself (a subquery), so a budget an admin
         just lowered counts at once; the day's row is made sure of once per engine (one
-        time slice) and day."""
+        time slice) and day. A hold the last checkpoint made for this call (``prepaid``)
+        is used when it covers ``amount``: no statement at all."""
+        self._largest = max(self._largest, amount_usd)
+        if self._prepaid and self._prepaid >= amount_usd:
+            self._holding, self._held_on = self._prepaid, self._prepaid_on
+            self._prepaid, self._prepaid_on = ZERO, None
+            return True
         day = timezone.now().date()
         if self._row_on != day:
             _day_row(self.team_id, day)
@@ -102,19 +127,35 @@ class DjangoTeamBudget:
                     raise _OverBudget
         except _OverBudget:
             return False
-        self._held_on = day
+        self._held_on, self._holding = day, amount_usd
         return True
 
     def settle(self, reserved_usd: Decimal, actual_usd: Decimal) -> None:
-        """Note the call's real cost; the step's checkpoint settles it (``take``)."""
+        """Note the call's real cost; the step's checkpoint settles it (``take``). What is
+        given back is what was held for the call (a checkpoint's hold may be more than
+        ``reserved_usd``, the call's worst case)."""
         day = self._held_on or timezone.now().date()
-        self._settlements.append(Settlement(self.team_id, day, reserved_usd, actual_usd))
-        self._held_on = None
+        held = self._holding if self._held_on is not None else reserved_usd
+        self._settlements.append(Settlement(self.team_id, day, held, actual_usd))
+        self._held_on, self._holding = None, ZERO
 
     def take(self) -> list[Settlement]:
-        """The calls settled since the last checkpoint, for the next one to write."""
+        """The calls settled since the last checkpoint, for the next one to write, and a
+        hold that checkpoint made which no call used (given back, nothing spent)."""
         taken, self._settlements = self._settlements, []
+        if self._prepaid:
+            taken.append(Settlement(self.team_id, self._prepaid_on, self._prepaid, ZERO))
+            self._prepaid, self._prepaid_on = ZERO, None
         return taken
+
+    def next_hold(self) -> Decimal:
+        """What a checkpoint before another model call holds for it: the largest amount
+        reserved in this slice, plus a quarter (nothing before the slice's first call)."""
+        return (self._largest * NEXT_HOLD_HEADROOM).quantize(Decimal("0.00000001"))
+
+    def prepaid(self, amount_usd: Decimal, day: date) -> None:
+        """The checkpoint held ``amount_usd`` on ``day`` for the next call (``hold_next``)."""
+        self._prepaid, self._prepaid_on = amount_usd, day
 
 
 def _today(team_id: int, day: date):
@@ -160,6 +201,16 @@ def settle(settlements: Sequence[Settlement], *, held: bool) -> None:
         log.warning("reservation released while the call ran; its cost counted",
                     reserved_usd=str(sum(s.reserved_usd for s in settlements)),
                     actual_usd=str(sum(s.actual_usd for s in settlements)))
+
+
+def hold_next(team_id: int, amount_usd: Decimal, day: date) -> bool:
+    """Hold ``amount_usd`` on the team's row for ``day``, for a run's next model call. Call
+    it in the checkpoint's transaction whose fenced UPDATE wrote the same hold on the run
+    row (so the lease is ours, and the run row is locked before the team's); when this
+    returns False (it does not fit, or the day's row is not there yet) the checkpoint
+    takes the run's side back, and the call reserves on its own."""
+    return _today(team_id, day).filter(_fits(team_id, amount_usd)) \
+        .update(reserved_usd=F("reserved_usd") + amount_usd) == 1
 
 
 def release_held(run_id: int) -> Decimal:

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -117,13 +118,16 @@ def release(run_id: int, owner: str) -> None:
 def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = None,
                escalation: EscalationRequest | None = None, *,
                transcript: dict[str, Any] | None = None,
-               settlements: Sequence[budgets.Settlement] = ()) -> None:
+               settlements: Sequence[budgets.Settlement] = (),
+               hold_next: Decimal = budgets.ZERO) -> date | None:
     """The engine's commit after a step, in one transaction fenced by the lease
     (``LeaseLost`` when the run is no longer ours): the run row (its state without the
     transcript, its usage), the step row with the transcript the step added
-    (``runs.checkpoints``), and the settlement of the step's model calls on the team's
-    budget (``budgets.settle``). When the state says the run now waits for a human or has
-    ended, the pause or ending is recorded too.
+    (``runs.checkpoints``), the settlement of the step's model calls on the team's
+    budget (``budgets.settle``), and, while the run goes on, ``hold_next`` held for its
+    next model call (``budgets.hold_next``; returns the day it is held on, None if it was
+    not). When the state says the run now waits for a human or has ended, the pause or
+    ending is recorded too.
 
     The lease is extended only when less than three quarters of it is left: most
     checkpoints then change no indexed column, so Postgres updates the row in place (a HOT
@@ -150,11 +154,15 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
         fields["lease_expires_at"] = now + lease
     if settlements:
         fields["reserved_usd"], fields["reserved_on"] = budgets.ZERO, None
+    holding = bool(hold_next) and status == RunStatus.RUNNING
+    if holding:  # the run's side of the next call's hold, taken back if the team refuses it
+        fields["reserved_usd"], fields["reserved_on"] = hold_next, now.date()
     if status.is_terminal:
         fields["finished_at"] = now
     if status != RunStatus.RUNNING:
         fields["lease_owner"] = ""
         fields["lease_expires_at"] = None
+    held_on = None
     with transaction.atomic():
         updated = Run.objects.filter(
             pk=run.pk, lease_owner=owner, status=RunStatus.RUNNING
@@ -163,11 +171,17 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
             for name, value in fields.items():
                 setattr(run, name, value)
             budgets.settle(settlements, held=True)
+            if holding and budgets.hold_next(run.team_id, hold_next, now.date()):
+                held_on = now.date()
+            elif holding:
+                Run.objects.filter(pk=run.pk).update(reserved_usd=budgets.ZERO, reserved_on=None)
+                run.reserved_usd, run.reserved_on = budgets.ZERO, None
             row = _save_step(run, step, transcript) if step is not None else None
             _record_pause_or_end(run, state, step, escalation, row, now)
     if not updated:
         budgets.settle(settlements, held=False)
         raise LeaseLost(f"run {run.pk} is no longer ours")
+    return held_on
 
 
 def _record_pause_or_end(run: Run, state: RunState, step: StepRecord | None,

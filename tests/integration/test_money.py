@@ -21,13 +21,15 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from agentdesk.runtime.outcomes import RunStatus
+from agentdesk.runtime.outcomes import Phase, RunStatus
 from agentdesk.runtime.ports import LeaseLost
 from agentdesk.runtime.state import RunState
 from runs import errors, lifecycle, maintenance, services
-from runs.budgets import DjangoTeamBudget
+from runs.adapters import DjangoRunStore
+from runs.budgets import NEXT_HOLD_HEADROOM, DjangoTeamBudget
 from runs.models import AuditEvent, Escalation, Membership, Policy, Run, TeamDailySpend
 
 from .helpers import open_escalation, submit, wait_status
@@ -325,3 +327,95 @@ def test_the_console_asks_a_team_admin_for_the_amount_and_refuses_an_operator(
     assert spend(demo["team"]).extra_usd == Decimal("2")
     audit = admin.get("/audit/").content.decode()
     assert 'data-testid="audit-budget-extended"' in audit
+
+
+# -- the next call's hold, made by the checkpoint before it ------------------------------
+
+
+def going_on(run: Run, phase: Phase) -> RunState:
+    return RunState(run_id=str(run.pk), agent=run.agent.slug, input=run.input,
+                    status=RunStatus.RUNNING, phase=phase)
+
+
+def test_the_checkpoint_before_a_model_call_holds_for_it_and_the_call_needs_no_statement(
+        demo, no_workers):
+    run, budget = leased_run(demo)
+    store = DjangoRunStore(run, budget.owner, team_budget=budget)
+    today = timezone.now().date()
+    assert budget.reserve(HELD)  # the slice's first call reserves on its own
+    budget.settle(HELD, COST)
+    store.commit(going_on(run, Phase.REASON))  # e.g. a tool's result is in: the model next
+    ahead = HELD * NEXT_HOLD_HEADROOM
+    assert held_by(run) == (ahead, today)
+    row = spend(demo["team"])
+    assert (row.reserved_usd, row.spent_usd) == (ahead, COST)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert budget.reserve(HELD + Decimal("0.01"))  # covered by the hold: no statement
+    assert len(queries) == 0
+    budget.settle(HELD + Decimal("0.01"), COST)
+    store.commit(going_on(run, Phase.DECIDE))  # a tool call to decide on: no model next
+    assert held_by(run) == (0, None)  # what was held is given back, the cost counted
+    row = spend(demo["team"])
+    assert (row.reserved_usd, row.spent_usd) == (0, 2 * COST)
+
+
+def test_a_hold_no_call_used_is_given_back_by_the_next_checkpoint(demo, no_workers):
+    run, budget = leased_run(demo)
+    store = DjangoRunStore(run, budget.owner, team_budget=budget)
+    assert budget.reserve(HELD)
+    budget.settle(HELD, COST)
+    store.commit(going_on(run, Phase.REASON))
+    assert held_by(run)[0] > 0
+    # the reply came from the response cache: no reservation, nothing spent
+    store.commit(going_on(run, Phase.DECIDE))
+    assert held_by(run) == (0, None)
+    row = spend(demo["team"])
+    assert (row.reserved_usd, row.spent_usd) == (0, COST)
+
+
+def test_a_next_hold_past_the_team_budget_holds_nothing_and_the_call_reserves_itself(
+        demo, no_workers):
+    team = demo["team"]
+    team.daily_budget_usd = Decimal("0.30")  # room for HELD, not for HELD and a quarter
+    team.save(update_fields=["daily_budget_usd"])
+    run, budget = leased_run(demo)
+    store = DjangoRunStore(run, budget.owner, team_budget=budget)
+    assert budget.reserve(HELD)
+    budget.settle(HELD, COST)
+    store.commit(going_on(run, Phase.REASON))
+    assert held_by(run) == (0, None)
+    assert spend(team).reserved_usd == 0
+    assert budget.reserve(Decimal("0.20"))  # on its own, as before: it fits
+    assert held_by(run) == (Decimal("0.20"), timezone.now().date())
+    assert not budget.reserve(Decimal("0.10"))  # 0.04 spent + 0.20 held + 0.10 > 0.30
+
+
+def test_a_run_that_pauses_or_ends_holds_nothing_for_later(demo, no_workers):
+    run, budget = leased_run(demo)
+    store = DjangoRunStore(run, budget.owner, team_budget=budget)
+    assert budget.reserve(HELD)
+    budget.settle(HELD, COST)
+    state = going_on(run, Phase.REASON)
+    state.status = RunStatus.SUCCEEDED  # the answer was final
+    store.commit(state)
+    assert held_by(run) == (0, None)
+    assert spend(demo["team"]).reserved_usd == 0
+
+
+def test_a_cancel_after_the_next_hold_gives_it_back_once(demo, no_workers):
+    run, budget = leased_run(demo)
+    store = DjangoRunStore(run, budget.owner, team_budget=budget)
+    assert budget.reserve(HELD)
+    budget.settle(HELD, COST)
+    store.commit(going_on(run, Phase.REASON))
+    services.cancel_run(run_id=run.pk, user=demo["operator"])
+    assert held_by(run) == (0, None)
+    assert spend(demo["team"]).reserved_usd == 0
+    # the worker's call, made on the hold it still thought it had, is counted, not released
+    assert budget.reserve(HELD)
+    budget.settle(HELD, COST)
+    with pytest.raises(LeaseLost):
+        store.commit(going_on(run, Phase.DECIDE))
+    row = spend(demo["team"])
+    assert (row.reserved_usd, row.spent_usd) == (0, 2 * COST)
