@@ -332,19 +332,29 @@ def test_the_console_asks_a_team_admin_for_the_amount_and_refuses_an_operator(
 # -- the next call's hold, made by the checkpoint before it ------------------------------
 
 
-def going_on(run: Run, phase: Phase) -> RunState:
+def going_on(run: Run, phase: Phase, status: RunStatus = RunStatus.RUNNING) -> RunState:
     return RunState(run_id=str(run.pk), agent=run.agent.slug, input=run.input,
-                    status=RunStatus.RUNNING, phase=phase)
+                    status=status, phase=phase)
+
+
+def after_a_call(
+    demo, *, going_on_to: Phase, status: RunStatus = RunStatus.RUNNING
+) -> tuple[Run, DjangoTeamBudget, DjangoRunStore]:
+    """A leased run whose model call (HELD reserved, COST spent) is checkpointed through
+    the run store, the run then in ``going_on_to``."""
+    run, budget = leased_run(demo)
+    store = DjangoRunStore(run, budget.owner, team_budget=budget)
+    assert budget.reserve(HELD)
+    budget.settle(HELD, COST)
+    store.commit(going_on(run, going_on_to, status))
+    return run, budget, store
 
 
 def test_the_checkpoint_before_a_model_call_holds_for_it_and_the_call_needs_no_statement(
         demo, no_workers):
-    run, budget = leased_run(demo)
-    store = DjangoRunStore(run, budget.owner, team_budget=budget)
     today = timezone.now().date()
-    assert budget.reserve(HELD)  # the slice's first call reserves on its own
-    budget.settle(HELD, COST)
-    store.commit(going_on(run, Phase.REASON))  # e.g. a tool's result is in: the model next
+    # the slice's first call reserved on its own; then a tool's result is in: the model next
+    run, budget, store = after_a_call(demo, going_on_to=Phase.REASON)
     ahead = HELD * NEXT_HOLD_HEADROOM
     assert held_by(run) == (ahead, today)
     row = spend(demo["team"])
@@ -361,11 +371,7 @@ def test_the_checkpoint_before_a_model_call_holds_for_it_and_the_call_needs_no_s
 
 
 def test_a_hold_no_call_used_is_given_back_by_the_next_checkpoint(demo, no_workers):
-    run, budget = leased_run(demo)
-    store = DjangoRunStore(run, budget.owner, team_budget=budget)
-    assert budget.reserve(HELD)
-    budget.settle(HELD, COST)
-    store.commit(going_on(run, Phase.REASON))
+    run, budget, store = after_a_call(demo, going_on_to=Phase.REASON)
     assert held_by(run)[0] > 0
     # the reply came from the response cache: no reservation, nothing spent
     store.commit(going_on(run, Phase.DECIDE))
@@ -379,11 +385,7 @@ def test_a_next_hold_past_the_team_budget_holds_nothing_and_the_call_reserves_it
     team = demo["team"]
     team.daily_budget_usd = Decimal("0.30")  # room for HELD, not for HELD and a quarter
     team.save(update_fields=["daily_budget_usd"])
-    run, budget = leased_run(demo)
-    store = DjangoRunStore(run, budget.owner, team_budget=budget)
-    assert budget.reserve(HELD)
-    budget.settle(HELD, COST)
-    store.commit(going_on(run, Phase.REASON))
+    run, budget, store = after_a_call(demo, going_on_to=Phase.REASON)
     assert held_by(run) == (0, None)
     assert spend(team).reserved_usd == 0
     assert budget.reserve(Decimal("0.20"))  # on its own, as before: it fits
@@ -392,23 +394,14 @@ def test_a_next_hold_past_the_team_budget_holds_nothing_and_the_call_reserves_it
 
 
 def test_a_run_that_pauses_or_ends_holds_nothing_for_later(demo, no_workers):
-    run, budget = leased_run(demo)
-    store = DjangoRunStore(run, budget.owner, team_budget=budget)
-    assert budget.reserve(HELD)
-    budget.settle(HELD, COST)
-    state = going_on(run, Phase.REASON)
-    state.status = RunStatus.SUCCEEDED  # the answer was final
-    store.commit(state)
+    run, _, _ = after_a_call(demo, going_on_to=Phase.REASON,
+                             status=RunStatus.SUCCEEDED)  # the answer was final
     assert held_by(run) == (0, None)
     assert spend(demo["team"]).reserved_usd == 0
 
 
 def test_a_cancel_after_the_next_hold_gives_it_back_once(demo, no_workers):
-    run, budget = leased_run(demo)
-    store = DjangoRunStore(run, budget.owner, team_budget=budget)
-    assert budget.reserve(HELD)
-    budget.settle(HELD, COST)
-    store.commit(going_on(run, Phase.REASON))
+    run, budget, store = after_a_call(demo, going_on_to=Phase.REASON)
     services.cancel_run(run_id=run.pk, user=demo["operator"])
     assert held_by(run) == (0, None)
     assert spend(demo["team"]).reserved_usd == 0
