@@ -85,7 +85,13 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
             ],
         },
-    }
+    },
+    {  # the inbox row only: it renders 50 times a page (runs/templatetags/inbox.py)
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "runs.templatetags.jinja.environment"},
+    },
 ]
 
 # --- database -----------------------------------------------------------------------------

@@ -12,29 +12,27 @@ from runs import permissions
 register = template.Library()
 
 
-def _roles(context) -> tuple[bool, dict[int, frozenset]] | None:
-    user = context.get("user")
+def permitted(user, cache: dict, action: str, team_id: int | None = None) -> bool:
+    """Whether ``user`` may do ``action`` in team ``team_id`` (in any of their teams when
+    None). The user's roles are read with one query and kept in ``cache`` (the request's
+    ``__dict__``, or a render context), so a page of rows costs one query, not one a row."""
     if user is None or not getattr(user, "is_authenticated", False):
-        return None
-    # one query per request (or per render without one), not one per row: kept on the
-    # request, as partials and includes render with render contexts of their own
-    request = context.get("request")
-    cache = request.__dict__ if request is not None else context.render_context
+        return False
     key = f"_agentdesk_roles_{user.pk}"
     if key not in cache:
         cache[key] = (user.is_superuser, permissions.actions_by_team(user))
-    return cache[key]
-
-
-@register.simple_tag(takes_context=True)
-def may(context, action: str, team_id: int | None = None) -> bool:
-    roles = _roles(context)
-    if roles is None:
-        return False
-    superuser, by_team = roles
+    superuser, by_team = cache[key]
     if superuser:
         return True
     wanted = permissions.Action(action)
     if team_id is None:
         return any(wanted in allowed for allowed in by_team.values())
     return wanted in by_team.get(team_id, frozenset())
+
+
+@register.simple_tag(takes_context=True)
+def may(context, action: str, team_id: int | None = None) -> bool:
+    # kept on the request, as partials and includes render with render contexts of their own
+    request = context.get("request")
+    cache = request.__dict__ if request is not None else context.render_context
+    return permitted(context.get("user"), cache, action, team_id)

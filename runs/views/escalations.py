@@ -21,6 +21,7 @@ from .. import agent_specs, assignment, budgets, claims, selectors, services
 from ..errors import AppError
 from ..forms import DecisionForm, InboxFilterForm
 from ..permissions import Action
+from ..templatetags.inbox import rows_html
 from .access import require
 
 
@@ -133,11 +134,13 @@ def _claim_action(request: HttpRequest, esc, action: Callable) -> HttpResponse:
         error, status = exc.message, exc.status
     esc = selectors.escalation_for(request.user, esc.pk)
     if request.htmx:
+        if request.POST.get("fragment") == "row":  # the inbox's row, in place
+            return HttpResponse(rows_html(request, [esc], qs=request.POST.get("qs", ""),
+                                          claim_error=error), status=status)
         context = {**escalation_context(esc, user=request.user), "claim_error": error,
-                   "claim_done": done, "qs": request.POST.get("qs", "")}
-        partial = "inbox.html#inbox-row" if request.POST.get("fragment") == "row" \
-            else "escalation_detail.html#claim-box"
-        return render(request, f"runs/{partial}", context, status=status)
+                   "claim_done": done}
+        return render(request, "runs/escalation_detail.html#claim-box", context,
+                      status=status)
     if error:
         messages.error(request, error)
     else:

@@ -142,6 +142,47 @@ def test_the_inbox_reads_as_much_with_thousands_open_as_with_ten(demo):
         assert '"runs_run"."state"' not in sql, sql[:200]
 
 
+def _row(html: str, esc_id: int) -> str:
+    """One row's markup, its form's CSRF token masked (a fresh mask each response)."""
+    found = re.search(rf'<article class="esc-row[^"]*" id="esc-{esc_id}".*?</article>', html,
+                      re.S)
+    assert found, f"no row for #{esc_id}"
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "csrf", found.group(0))
+
+
+def test_a_row_reads_the_same_on_the_page_and_in_a_claims_answer(demo):
+    """``runs.templatetags.inbox.rows_html`` renders both: the row a claim answers with is
+    the row the next page shows, filters carried into its links; a lost claim says why."""
+    esc = escalation(demo["team"], reason="low_confidence", question='Is "1042" <b>ok</b>?')
+    op, other = client_for(demo["operator"]), client_for(demo["admin"])
+    qs = "reason=low_confidence"
+    claimed = op.post(f"/escalations/{esc.pk}/claim/", {"fragment": "row", "qs": qs},
+                      headers=HX)
+    row = _row(claimed.content.decode(), esc.pk)
+    assert row == _row(op.get(f"/inbox/?{qs}").content.decode(), esc.pk)
+    assert f'href="/escalations/{esc.pk}/?{qs}"' in row and "You hold it" in row
+    assert "Is &#34;1042&#34; &lt;b&gt;ok&lt;/b&gt;?" in row  # escaped, as every value
+    assert f'action="/escalations/{esc.pk}/release/"' in row
+
+    lost = other.post(f"/escalations/{esc.pk}/claim/", {"fragment": "row", "qs": ""},
+                      headers=HX)
+    theirs = lost.content.decode()
+    assert lost.status_code == 409 and 'data-claim="theirs"' in theirs
+    assert 'role="alert" data-testid="claim-error">Claimed by operator' in theirs
+    assert "<form" not in theirs  # nothing to press on someone else's claim
+
+
+def test_a_row_without_a_task_message_shows_no_task(demo):
+    """Runs submitted with other input keys (an agent's own schema) list without a task line;
+    a variable the row lacks would fail the page, not print blank (StrictUndefined)."""
+    esc = escalation(demo["team"])
+    esc.run.input = {"order_id": "1042"}
+    esc.run.save(update_fields=["input"])
+    page = client_for(demo["operator"]).get("/inbox/").content.decode()
+    row = _row(page, esc.pk)
+    assert "esc-task" not in row and "Approve this?" in row
+
+
 def test_counts_past_the_cap_say_so_and_every_page_is_still_reachable(demo):
     team, op = demo["team"], demo["operator"]
     many_escalations(team, 1_100)  # 275 of each of four reasons, none claimed
