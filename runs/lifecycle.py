@@ -57,6 +57,7 @@ from . import (
     fragments,
     labels,
     notifications,
+    statements,
     webhooks,
 )
 from .claims import priority_for
@@ -164,9 +165,9 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
         fields["lease_expires_at"] = None
     held_on = None
     with transaction.atomic():
-        updated = Run.objects.filter(
-            pk=run.pk, lease_owner=owner, status=RunStatus.RUNNING
-        ).update(**fields)
+        updated = statements.update_where(  # compiled once: this runs on every step
+            Run, {"id": run.pk, "lease_owner": owner, "status": RunStatus.RUNNING.value},
+            fields)
         if updated:
             for name, value in fields.items():
                 setattr(run, name, value)
@@ -220,7 +221,7 @@ def _open_escalation(run: Run, request: EscalationRequest, step: StepRecord | No
 
 
 def _save_step(run: Run, step: StepRecord, transcript: dict[str, Any] | None = None) -> Step:
-    return Step.objects.create(transcript=transcript,
+    return statements.insert(Step(transcript=transcript,
         run=run, index=step.index, kind=step.kind.value, name=step.name[:100],
         tier=str(step.args.get("tier", "")) if step.kind == StepKind.MODEL else "",
         model=step.model, tokens_in=step.usage.tokens_in, tokens_out=step.usage.tokens_out,
@@ -228,7 +229,7 @@ def _save_step(run: Run, step: StepRecord, transcript: dict[str, Any] | None = N
         cost_usd=step.usage.cost_usd,
         latency_ms=step.latency_ms, confidence=step.confidence, args=step.args,
         result=step.result, error=step.error, attempts=step.attempts,
-    )
+    ))
 
 
 # -- a human's decision ----------------------------------------------------------------

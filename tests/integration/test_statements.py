@@ -1,0 +1,66 @@
+"""``runs.statements``: the checkpoint's UPDATE and INSERT, compiled once, store what the ORM
+would store (read back through the ORM), and the fence refuses as the ORM's filter did."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db.models import F
+from django.utils import timezone
+
+from runs import statements
+from runs.models import Run, Step
+
+from .console_data import waiting_run
+
+
+def test_a_fenced_update_writes_every_kind_of_value_and_refuses_a_wrong_fence(demo):
+    run = waiting_run(demo["team"])
+    now = timezone.now()
+    values = {"state": {"phase": "act", "nested": [1, "two", None]}, "step_count": 7,
+              "cost_usd": Decimal("0.00012345"), "updated_at": now, "answer": "it's 'done'",
+              "reserved_on": date(2026, 11, 28), "lease_expires_at": None}
+    fence = {"id": run.pk, "status": "waiting_human", "lease_owner": ""}
+    assert statements.update_where(Run, fence, values) == 1
+    stored = Run.objects.get(pk=run.pk)
+    for name, value in values.items():
+        assert getattr(stored, name) == value, name
+
+    # the same columns with other NULLs: a shape of its own, still right
+    other = {**values, "reserved_on": None, "lease_expires_at": now + timedelta(minutes=5)}
+    assert statements.update_where(Run, fence, other) == 1
+    stored.refresh_from_db()
+    assert stored.reserved_on is None and stored.lease_expires_at == other["lease_expires_at"]
+
+    # a fence that no longer holds changes nothing
+    assert statements.update_where(Run, {**fence, "lease_owner": "someone"},
+                                   {**values, "step_count": 99}) == 0
+    assert statements.update_where(Run, {**fence, "status": "running"},
+                                   {**values, "step_count": 99}) == 0
+    assert Run.objects.get(pk=run.pk).step_count == 7
+
+
+def test_an_insert_returns_the_saved_row_as_the_orm_reads_it(demo):
+    run = waiting_run(demo["team"])
+    rows = [statements.insert(Step(run=run, index=i, kind="model", name="ask",
+                                   cost_usd=Decimal("0.0001"), confidence=conf,
+                                   args={"tier": "small"}, result=result,
+                                   transcript={"messages": [{"role": "user", "content": "hi"}]}))
+            for i, (conf, result) in enumerate([(0.75, {"ok": True}), (None, None)])]
+    assert [r.pk for r in rows] == list(Step.objects.filter(run=run).order_by("index")
+                                       .values_list("pk", flat=True))
+    first, second = (Step.objects.get(pk=r.pk) for r in rows)
+    assert first.created_at == rows[0].created_at is not None
+    assert (first.confidence, first.result, first.args) == (0.75, {"ok": True}, {"tier": "small"})
+    assert first.transcript == {"messages": [{"role": "user", "content": "hi"}]}
+    assert (second.confidence, second.result, second.attempts) == (None, None, 1)
+    assert not rows[0]._state.adding
+
+
+def test_an_expression_is_refused_not_written_wrong(demo):
+    run = waiting_run(demo["team"])
+    with pytest.raises(TypeError, match="expressions"):
+        statements.update_where(Run, {"id": run.pk, "status": "waiting_human"},
+                                {"step_count": F("step_count") + 1})
