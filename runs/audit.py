@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import models
 
+from . import statements
 from .models import Agent, ApiKey, AuditEvent, Policy, Rule, Team
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,10 @@ def record(
     """Append one event. Call inside the writer's transaction: it commits (or not) with it."""
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
-    return AuditEvent.objects.create(
+    return statements.insert(AuditEvent(  # compiled once: every writer records events
         team_id=team_id, actor=actor, api_key_id=api_key_id, action=action,
         target_type=target._meta.model_name, target_id=str(target.pk), detail=detail or {},
-    )
+    ))
 
 
 def actor_name(user=None, api_key_id: int | None = None) -> str:

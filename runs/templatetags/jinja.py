@@ -20,9 +20,10 @@ def url(name: str, *args: object) -> str:
 
 
 def environment(**options: object) -> Environment:
-    # a missing variable is a bug in the view, not an empty string on an operator's screen
-    # (Django's backend passes Undefined, or DebugUndefined under DEBUG)
-    env = Environment(**{**options, "undefined": StrictUndefined})  # type: ignore[arg-type]
+    # every value escaped, as in Django's templates; a missing variable is a bug in the
+    # view, not an empty string on an operator's screen (Django's backend passes Undefined)
+    options = {k: v for k, v in options.items() if k not in ("autoescape", "undefined")}
+    env = Environment(autoescape=True, undefined=StrictUndefined, **options)  # type: ignore[arg-type]
     env.globals["url"] = url
     env.filters.update(
         claim_state=console.claim_state, status_label=console.status_label,
