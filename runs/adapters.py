@@ -1,5 +1,5 @@
 """The runtime's ports implemented on the ORM: the run store (checkpoints, through
-``runs.lifecycle``) and the tool ledger.
+``runs.lifecycle``) and the tool ledger (``runs.ledger``).
 
 Every checkpoint is fenced by the run's lease: the UPDATE only matches while this worker
 still owns the run and the run is still running, so a worker whose lease expired (or whose
@@ -10,22 +10,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
-
 from agentdesk.runtime.outcomes import Phase, RunStatus
 from agentdesk.runtime.ports import LedgerEntry
 from agentdesk.runtime.state import EscalationRequest, RunState, StepRecord
 
-from . import checkpoints, lifecycle
+from . import checkpoints, ledger, lifecycle
 from .budgets import ZERO, DjangoTeamBudget
-from .models import Run, ToolCall
+from .models import Run
 
 
 class DjangoRunStore:
     """The run store of one time slice: it knows how much of the transcript the step rows
     hold (``written``), and takes the slice's model-call settlements from its team budget,
-    so each checkpoint writes the step, its transcript and its spend in one transaction."""
+    so each checkpoint writes the step, its transcript and its spend in one transaction —
+    and the outcome of the tool call the step records (``runs.ledger``)."""
 
     def __init__(self, run: Run, lease_owner: str, written: checkpoints.Written | None = None,
                  team_budget: DjangoTeamBudget | None = None) -> None:
@@ -33,6 +31,7 @@ class DjangoRunStore:
         self.lease_owner = lease_owner
         self.written = written if written is not None else checkpoints.Written()
         self.team_budget = team_budget
+        self._finished: ledger.Finished | None = None  # for the next checkpoint to write
 
     def commit(
         self,
@@ -46,25 +45,17 @@ class DjangoRunStore:
         # the model is asked next: hold its budget in this transaction (``budgets``)
         hold = (budget.next_hold() if budget is not None and state.phase == Phase.REASON
                 and state.status == RunStatus.RUNNING else ZERO)
+        finished, self._finished = self._finished, None
         held_on = lifecycle.checkpoint(self.run, self.lease_owner, state, step, escalation,
                                        transcript=transcript, settlements=settlements,
-                                       hold_next=hold)
+                                       hold_next=hold, finished=finished)
         if held_on is not None and budget is not None:
             budget.prepaid(hold, held_on)
 
     def ledger_begin(self, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry | None:
-        try:
-            with transaction.atomic():
-                ToolCall.objects.create(run_id=self.run.pk, idempotency_key=key, tool=tool,
-                                        args=args)
-            return None
-        except IntegrityError:
-            call = ToolCall.objects.get(idempotency_key=key)
-            return LedgerEntry(status=call.status, result=call.result, error=call.error)
+        return ledger.begin(self.run.pk, key, tool, args)
 
     def ledger_finish(self, key: str, result: dict[str, Any] | None, error: str) -> None:
-        status = ToolCall.Status.FAILED if error else ToolCall.Status.SUCCEEDED
-        ToolCall.objects.filter(idempotency_key=key).update(
-            status=status, result=result, error=error, finished_at=timezone.now()
-        )
-
+        """The outcome goes into the checkpoint the engine makes next, for the tool's step:
+        one commit for both (``runs.ledger``)."""
+        self._finished = ledger.Finished(key, result, error)

@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import structlog
 from django.db import IntegrityError, transaction
@@ -55,7 +56,7 @@ from django.utils import timezone
 from agentdesk.runtime.outcomes import RunStatus
 from agentdesk.runtime.ports import LeaseLost
 
-from . import audit, permissions
+from . import audit, permissions, statements
 from .models import Escalation, Run, Team, TeamDailySpend
 
 log = structlog.get_logger(__name__)
@@ -117,13 +118,9 @@ class DjangoTeamBudget:
             self._row_on = day
         try:
             with transaction.atomic():
-                ours = Run.objects.filter(
-                    pk=self.run_id, lease_owner=self.owner, status=RunStatus.RUNNING
-                ).update(reserved_usd=F("reserved_usd") + amount_usd, reserved_on=day)
-                if not ours:
+                if not _hold_on_run(self.run_id, self.owner, amount_usd, day):
                     raise LeaseLost(f"run {self.run_id} is no longer ours")
-                if _today(self.team_id, day).filter(_fits(self.team_id, amount_usd)) \
-                        .update(reserved_usd=F("reserved_usd") + amount_usd) != 1:
+                if not hold_next(self.team_id, amount_usd, day):
                     raise _OverBudget
         except _OverBudget:
             return False
@@ -193,14 +190,24 @@ def settle(settlements: Sequence[Settlement], *, held: bool) -> None:
         reserved, actual = by_row.get((s.team_id, s.day), (ZERO, ZERO))
         by_row[s.team_id, s.day] = (reserved + s.reserved_usd, actual + s.actual_usd)
     for (team_id, day), (reserved, actual) in by_row.items():
-        change = {"spent_usd": F("spent_usd") + actual}
-        if held:
-            change["reserved_usd"] = F("reserved_usd") - reserved
-        _today(team_id, day).update(**change)
+        _settle_row(team_id, day, reserved if held else None, actual)
     if not held and any(s.reserved_usd > 0 for s in settlements):
         log.warning("reservation released while the call ran; its cost counted",
                     reserved_usd=str(sum(s.reserved_usd for s in settlements)),
                     actual_usd=str(sum(s.actual_usd for s in settlements)))
+
+
+def _settle_row(team_id: int, day: date, reserved: Decimal | None, actual: Decimal) -> None:
+    """Count ``actual`` as spent on the team's row and give ``reserved`` back (None: the
+    hold is not ours to give back). Compiled once: every checkpoint after a call runs it."""
+    change = {"spent_usd": F("spent_usd") + actual}
+    params: list[Any] = [actual]
+    if reserved is not None:
+        change["reserved_usd"] = F("reserved_usd") - reserved
+        params.append(reserved)
+    params += [statements.db_value(TeamDailySpend, "day", day), team_id]
+    statements.update(("settle", reserved is not None), params,
+                      lambda: (_today(team_id, day), change))
 
 
 def hold_next(team_id: int, amount_usd: Decimal, day: date) -> bool:
@@ -208,9 +215,23 @@ def hold_next(team_id: int, amount_usd: Decimal, day: date) -> bool:
     it in the checkpoint's transaction whose fenced UPDATE wrote the same hold on the run
     row (so the lease is ours, and the run row is locked before the team's); when this
     returns False (it does not fit, or the day's row is not there yet) the checkpoint
-    takes the run's side back, and the call reserves on its own."""
-    return _today(team_id, day).filter(_fits(team_id, amount_usd)) \
-        .update(reserved_usd=F("reserved_usd") + amount_usd) == 1
+    takes the run's side back, and the call reserves on its own. The statement is compiled
+    once (``runs.statements``): a reservation of its own makes the same one."""
+    day_value = statements.db_value(TeamDailySpend, "day", day)
+    return statements.update(
+        "hold_on_team", [amount_usd, day_value, team_id, 1, team_id, team_id, amount_usd],
+        lambda: (_today(team_id, day).filter(_fits(team_id, amount_usd)),
+                 {"reserved_usd": F("reserved_usd") + amount_usd})) == 1
+
+
+def _hold_on_run(run_id: int, owner: str, amount_usd: Decimal, day: date) -> bool:
+    """The run's side of a reservation, fenced by the lease: False when it is not ours."""
+    return statements.update(
+        "hold_on_run",
+        [amount_usd, statements.db_value(Run, "reserved_on", day), owner, run_id,
+         RunStatus.RUNNING.value],
+        lambda: (Run.objects.filter(pk=run_id, lease_owner=owner, status=RunStatus.RUNNING),
+                 {"reserved_usd": F("reserved_usd") + amount_usd, "reserved_on": day})) == 1
 
 
 def release_held(run_id: int) -> Decimal:

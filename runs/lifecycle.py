@@ -56,6 +56,7 @@ from . import (
     enqueue,
     fragments,
     labels,
+    ledger,
     notifications,
     statements,
     webhooks,
@@ -120,15 +121,17 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
                escalation: EscalationRequest | None = None, *,
                transcript: dict[str, Any] | None = None,
                settlements: Sequence[budgets.Settlement] = (),
-               hold_next: Decimal = budgets.ZERO) -> date | None:
+               hold_next: Decimal = budgets.ZERO,
+               finished: ledger.Finished | None = None) -> date | None:
     """The engine's commit after a step, in one transaction fenced by the lease
     (``LeaseLost`` when the run is no longer ours): the run row (its state without the
     transcript, its usage), the step row with the transcript the step added
     (``runs.checkpoints``), the settlement of the step's model calls on the team's
     budget (``budgets.settle``), and, while the run goes on, ``hold_next`` held for its
     next model call (``budgets.hold_next``; returns the day it is held on, None if it was
-    not). When the state says the run now waits for a human or has ended, the pause or
-    ending is recorded too.
+    not), and the outcome of the tool call the step records (``finished``: written even when
+    the lease was lost, for whoever took the run over to replay). When the state says the
+    run now waits for a human or has ended, the pause or ending is recorded too.
 
     The lease is extended only when less than three quarters of it is left: most
     checkpoints then change no indexed column, so Postgres updates the row in place (a HOT
@@ -165,6 +168,8 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
         fields["lease_expires_at"] = None
     held_on = None
     with transaction.atomic():
+        if finished is not None:
+            ledger.finish(finished)
         updated = statements.update_where(  # compiled once: this runs on every step
             Run, {"id": run.pk, "lease_owner": owner, "status": RunStatus.RUNNING.value},
             fields)

@@ -1,4 +1,4 @@
-"""The checkpoint's two writes as statements compiled once per process (issue 16: step cost).
+"""The hot path's writes as statements compiled once per process (issue 16: step cost).
 
 Every step of every run writes the run row (a fenced UPDATE) and inserts its step row. Built
 through ``QuerySet.update`` and ``Manager.create``, each statement cost more CPU in Django's
@@ -11,17 +11,24 @@ same ``Field.get_db_prep_save`` the compiler calls, so a value is stored exactly
 would store it on every backend — and the statement is executed. What is not done: model
 signals (nothing listens to a step's or a checkpoint's save) and expressions as values
 (``F()`` — these statements write plain values; ask the ORM for the rest).
+
+``update`` keeps the ORM for statements with expressions (the team budget's conditional
+UPDATEs, the lease): the queryset is built and compiled once per shape, and later calls
+bind their values, given in the order the compiled SQL takes them. The first call checks
+that order against the ORM's own parameters, so a Django whose compiler orders them
+otherwise fails at once instead of binding a value to the wrong column.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from django.db import connections
-from django.db.models import Model, Q
+from django.db.models import Model, Q, QuerySet
 from django.db.models.sql import InsertQuery, UpdateQuery
 
-_compiled: dict[tuple, str] = {}
+_compiled: dict[Hashable, str] = {}
 
 
 def update_where(model: type[Model], where: dict[str, Any], values: dict[str, Any],
@@ -81,6 +88,43 @@ def insert(obj: Model, using: str = "default") -> Model:
             cursor, meta.db_table, meta.pk.column)
     obj._state.adding, obj._state.db = False, using
     return obj
+
+
+def update(key: Hashable, params: Sequence[Any],
+           build: Callable[[], tuple[QuerySet, dict[str, Any]]], using: str = "default") -> int:
+    """``queryset.update(**values)`` for ``(queryset, values) = build()``, compiled once per
+    ``key``; the number of rows changed.
+
+    ``params`` are this call's values in the compiled statement's order, as the database
+    takes them (``db_value``). ``build`` runs only on the first call for ``key``: with the
+    same values, so its parameters must equal ``params`` — the check that the order is
+    right."""
+    sql = _compiled.get((key, using))
+    if sql is None:
+        queryset, values = build()
+        query = queryset.query.chain(UpdateQuery)
+        query.add_update_values(values)
+        sql, django_params = query.get_compiler(using).as_sql()
+        if len(django_params) != len(params) or not all(
+                _same(a, b) for a, b in zip(django_params, params, strict=True)):
+            raise TypeError(f"UPDATE {key!r}: the compiled statement takes {django_params!r}, "
+                            f"the caller gave {list(params)!r}")
+        _compiled[key, using] = sql
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def db_value(model: type[Model], name: str, value: Any, using: str = "default") -> Any:
+    """``value`` as the database takes it for a lookup on ``model.name`` (a date is a string
+    on SQLite, for one): what the ORM's compiler would pass."""
+    return model._meta.get_field(name).get_db_prep_value(value, connections[using],
+                                                         prepared=False)
+
+
+def _same(orm: Any, ours: Any) -> bool:
+    # the ORM wraps some literals (psycopg's Int4 for Value(1)); they equal the plain value
+    return orm == ours and (isinstance(orm, type(ours)) or isinstance(ours, type(orm)))
 
 
 def _check(expected: int, got: int, model: type[Model], what: str) -> None:

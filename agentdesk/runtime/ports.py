@@ -35,7 +35,9 @@ class RunStore(Protocol):
         """Claim ``key`` for a tool execution; return the earlier entry if it exists."""
 
     def ledger_finish(self, key: str, result: dict[str, Any] | None, error: str) -> None:
-        """Record the outcome of the execution claimed under ``key``."""
+        """Record the outcome of the execution claimed under ``key``: durable no later than
+        the next ``commit`` (which the engine makes at once, for the tool's step), so a store
+        may write both in one transaction. ``ledger_begin`` must be durable on return."""
 
 
 class TeamBudget(Protocol):

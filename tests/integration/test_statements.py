@@ -64,3 +64,38 @@ def test_an_expression_is_refused_not_written_wrong(demo):
     with pytest.raises(TypeError, match="expressions"):
         statements.update_where(Run, {"id": run.pk, "status": "waiting_human"},
                                 {"step_count": F("step_count") + 1})
+
+
+def test_an_update_with_expressions_is_compiled_once_and_binds_each_calls_values(demo):
+    """The team budget's conditional UPDATE: the first call compiles it, later calls only
+    bind their values, and the condition still refuses what does not fit."""
+    from runs import budgets
+    from runs.models import TeamDailySpend
+
+    team = demo["team"]
+    team.daily_budget_usd = Decimal("1.00")
+    team.save()
+    day = date(2026, 11, 29)
+    TeamDailySpend.objects.create(team=team, day=day, spent_usd=Decimal("0.25"))
+    assert budgets.hold_next(team.pk, Decimal("0.5"), day)
+    assert budgets.hold_next(team.pk, Decimal("0.125"), day)
+    assert not budgets.hold_next(team.pk, Decimal("0.25"), day)  # 0.25 + 0.625 + 0.25 > 1
+    row = TeamDailySpend.objects.get(team=team, day=day)
+    assert row.reserved_usd == Decimal("0.625")
+    assert not budgets.hold_next(team.pk, Decimal("0.01"), date(2026, 11, 30))  # no row
+
+
+def test_values_in_another_order_than_the_compiled_statement_are_refused(demo):
+    """The first call checks the caller's order against the ORM's own parameters: a value
+    bound to the wrong column fails loudly instead of being written."""
+    run = waiting_run(demo["team"])
+
+    def build():
+        return Run.objects.filter(pk=run.pk, status="waiting_human"), \
+            {"step_count": F("step_count") + 5}
+
+    with pytest.raises(TypeError, match="compiled statement takes"):
+        statements.update("test-order", [run.pk, 5, "waiting_human"], build)
+    assert statements.update("test-order", [5, run.pk, "waiting_human"], build) == 1
+    assert statements.update("test-order", [2, run.pk, "waiting_human"], build) == 1
+    assert Run.objects.get(pk=run.pk).step_count == run.step_count + 7

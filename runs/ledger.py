@@ -1,0 +1,55 @@
+"""The tool ledger: one row per tool execution, keyed ``run:step``, so none runs twice.
+
+A call is recorded as started in a commit of its own *before* the tool runs — that commit
+is what lets a worker resuming after a crash know the call may have happened. Its outcome
+needs no commit of its own: the engine commits the tool's step right after the tool
+returns, and that checkpoint's transaction writes the outcome too (``Finished``, written by
+``lifecycle.checkpoint`` even when the lease was lost meanwhile, so whoever took the run
+over can replay it). A crash between the tool's return and that commit leaves the call
+started, as a crash before the outcome's own commit used to: a side effect's outcome is
+then asked of a human, a read-only call runs again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from agentdesk.runtime.ports import LedgerEntry
+
+from . import statements
+from .models import ToolCall
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A call's outcome, for the checkpoint of its step to write."""
+
+    key: str
+    result: dict[str, Any] | None
+    error: str
+
+
+def begin(run_id: int, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry | None:
+    """Record the call as started (committed before the tool runs); None when it is new, or
+    the entry an earlier attempt left under ``key``."""
+    try:
+        with transaction.atomic():
+            statements.insert(ToolCall(run_id=run_id, idempotency_key=key, tool=tool,
+                                       args=args))
+        return None
+    except IntegrityError:
+        call = ToolCall.objects.get(idempotency_key=key)
+        return LedgerEntry(status=call.status, result=call.result, error=call.error)
+
+
+def finish(outcome: Finished) -> None:
+    """Write the call's outcome; inside the checkpoint's transaction."""
+    status = ToolCall.Status.FAILED if outcome.error else ToolCall.Status.SUCCEEDED
+    statements.update_where(
+        ToolCall, {"idempotency_key": outcome.key},
+        {"status": status.value, "result": outcome.result, "error": outcome.error,
+         "finished_at": timezone.now()})
