@@ -32,6 +32,7 @@ class DjangoRunStore:
         self.written = written if written is not None else checkpoints.Written()
         self.team_budget = team_budget
         self._finished: ledger.Finished | None = None  # for the next checkpoint to write
+        self._unclaimed: tuple[str, str, dict[str, Any]] | None = None  # a read-only call
 
     def commit(
         self,
@@ -52,10 +53,22 @@ class DjangoRunStore:
         if held_on is not None and budget is not None:
             budget.prepaid(hold, held_on)
 
-    def ledger_begin(self, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry | None:
+    def ledger_begin(self, key: str, tool: str, args: dict[str, Any], *,
+                     side_effect: bool = True) -> LedgerEntry | None:
+        """A side effect is claimed in a commit of its own before it runs; a read-only call
+        is not (it may run again), and its row comes with its outcome (``runs.ledger``)."""
+        if not side_effect:
+            self._unclaimed = (key, tool, args)
+            return None
         return ledger.begin(self.run.pk, key, tool, args)
 
     def ledger_finish(self, key: str, result: dict[str, Any] | None, error: str) -> None:
         """The outcome goes into the checkpoint the engine makes next, for the tool's step:
         one commit for both (``runs.ledger``)."""
-        self._finished = ledger.Finished(key, result, error)
+        unclaimed, self._unclaimed = self._unclaimed, None
+        if unclaimed is not None and unclaimed[0] == key:
+            self._finished = ledger.Finished(key, result, error, claimed=False,
+                                             run_id=self.run.pk, tool=unclaimed[1],
+                                             args=unclaimed[2])
+        else:
+            self._finished = ledger.Finished(key, result, error)

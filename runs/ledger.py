@@ -1,13 +1,17 @@
 """The tool ledger: one row per tool execution, keyed ``run:step``, so none runs twice.
 
-A call is recorded as started in a commit of its own *before* the tool runs — that commit
-is what lets a worker resuming after a crash know the call may have happened. Its outcome
-needs no commit of its own: the engine commits the tool's step right after the tool
-returns, and that checkpoint's transaction writes the outcome too (``Finished``, written by
-``lifecycle.checkpoint`` even when the lease was lost meanwhile, so whoever took the run
-over can replay it). A crash between the tool's return and that commit leaves the call
-started, as a crash before the outcome's own commit used to: a side effect's outcome is
-then asked of a human, a read-only call runs again.
+A call with a side effect is recorded as started in a commit of its own *before* the tool
+runs — that commit is what lets a worker resuming after a crash know the call may have
+happened. Its outcome needs no commit of its own: the engine commits the tool's step right
+after the tool returns, and that checkpoint's transaction writes the outcome too
+(``Finished``, written by ``lifecycle.checkpoint`` even when the lease was lost meanwhile,
+so whoever took the run over can replay it). A crash between the tool's return and that
+commit leaves the call started, as a crash before the outcome's own commit used to: its
+outcome is then asked of a human.
+
+A read-only call needs no claim: after a crash it simply runs again. Its row is inserted
+with its outcome by its step's checkpoint, under the lease's fence (a worker that lost the
+run writes nothing; the new holder runs the call again under the same key).
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ class Finished:
     key: str
     result: dict[str, Any] | None
     error: str
+    claimed: bool = True  # False: a read-only call, no row yet (its checkpoint inserts it)
+    run_id: int = 0
+    tool: str = ""
+    args: dict[str, Any] | None = None
 
 
 def begin(run_id: int, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry | None:
@@ -47,9 +55,17 @@ def begin(run_id: int, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry
 
 
 def finish(outcome: Finished) -> None:
-    """Write the call's outcome; inside the checkpoint's transaction."""
+    """Write the call's outcome (the row of a read-only call with it); inside the
+    checkpoint's transaction."""
     status = ToolCall.Status.FAILED if outcome.error else ToolCall.Status.SUCCEEDED
+    now = timezone.now()
+    if not outcome.claimed:
+        statements.insert(ToolCall(
+            run_id=outcome.run_id, idempotency_key=outcome.key, tool=outcome.tool,
+            args=outcome.args or {}, status=status.value, result=outcome.result,
+            error=outcome.error, started_at=now, finished_at=now))
+        return
     statements.update_where(
         ToolCall, {"idempotency_key": outcome.key},
         {"status": status.value, "result": outcome.result, "error": outcome.error,
-         "finished_at": timezone.now()})
+         "finished_at": now})

@@ -129,9 +129,10 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
     (``runs.checkpoints``), the settlement of the step's model calls on the team's
     budget (``budgets.settle``), and, while the run goes on, ``hold_next`` held for its
     next model call (``budgets.hold_next``; returns the day it is held on, None if it was
-    not), and the outcome of the tool call the step records (``finished``: written even when
-    the lease was lost, for whoever took the run over to replay). When the state says the
-    run now waits for a human or has ended, the pause or ending is recorded too.
+    not), and the outcome of the tool call the step records (``finished``: a claimed call's
+    even when the lease was lost, for whoever took the run over to replay; ``runs.ledger``).
+    When the state says the run now waits for a human or has ended, the pause or ending is
+    recorded too.
 
     The lease is extended only when less than three quarters of it is left: most
     checkpoints then change no indexed column, so Postgres updates the row in place (a HOT
@@ -168,12 +169,14 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
         fields["lease_expires_at"] = None
     held_on = None
     with transaction.atomic():
-        if finished is not None:
+        if finished is not None and finished.claimed:  # for whoever holds the run next
             ledger.finish(finished)
         updated = statements.update_where(  # compiled once: this runs on every step
             Run, {"id": run.pk, "lease_owner": owner, "status": RunStatus.RUNNING.value},
             fields)
         if updated:
+            if finished is not None and not finished.claimed:  # a read-only call's row
+                ledger.finish(finished)
             for name, value in fields.items():
                 setattr(run, name, value)
             budgets.settle(settlements, held=True)

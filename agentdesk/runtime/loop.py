@@ -256,7 +256,7 @@ class Engine(Endings):
             return
         key = f"{state.run_id}:{state.step_count}"
         args = without_confidence(call)
-        entry = self.store.ledger_begin(key, tool.name, args)
+        entry = self.store.ledger_begin(key, tool.name, args, side_effect=tool.side_effect)
         if entry is not None and entry.status == "succeeded":
             self._tool_result(state, call, entry.result, "", replayed=True)
             return

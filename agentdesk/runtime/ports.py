@@ -31,8 +31,11 @@ class RunStore(Protocol):
     ) -> None:
         """Atomically save the step, the run's state and usage, and an escalation if any."""
 
-    def ledger_begin(self, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry | None:
-        """Claim ``key`` for a tool execution; return the earlier entry if it exists."""
+    def ledger_begin(self, key: str, tool: str, args: dict[str, Any], *,
+                     side_effect: bool = True) -> LedgerEntry | None:
+        """Claim ``key`` for a tool execution; return the earlier entry if it exists. A
+        read-only call (``side_effect=False``) may run again after a crash, so a store may
+        claim nothing for it and record it with its outcome instead (return None)."""
 
     def ledger_finish(self, key: str, result: dict[str, Any] | None, error: str) -> None:
         """Record the outcome of the execution claimed under ``key``: durable no later than

@@ -68,7 +68,9 @@ class InMemoryStore:
             self.crash_after_commit = None
             raise SimulatedCrash(f"after commit {self.commits}")
 
-    def ledger_begin(self, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry | None:
+    def ledger_begin(self, key: str, tool: str, args: dict[str, Any], *,
+                     side_effect: bool = True) -> LedgerEntry | None:
+        # every call is claimed, read-only ones too: the strictest store the port allows
         if key in self.ledger:
             row = self.ledger[key]
             return LedgerEntry(status=row["status"], result=row["result"], error=row["error"])

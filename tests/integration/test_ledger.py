@@ -1,5 +1,6 @@
-"""``runs.ledger``: a tool call is recorded as started before it runs, and its outcome is
-written by the checkpoint of its step — one commit for both, even when the lease is lost."""
+"""``runs.ledger``: a side effect is claimed before it runs and its outcome is written by the
+checkpoint of its step (one commit for both, even when the lease is lost); a read-only call
+is not claimed, its row comes with its outcome, under the lease's fence."""
 
 from __future__ import annotations
 
@@ -16,82 +17,125 @@ from .helpers import submit
 pytestmark = pytest.mark.usefixtures("llmsim", "data_dir")
 
 
-def test_a_tool_steps_outcome_is_written_by_its_checkpoint(demo, monkeypatch):
-    """Driven by hand on this thread: between the ledger's begin and the step's checkpoint
-    nothing is written; the checkpoint's one transaction writes the outcome, the run and
-    the step, and the ledger row holds what the step holds."""
+def _writes(ctx: CaptureQueriesContext) -> list[str]:
+    """``UPDATE table`` / ``INSERT table`` of each write captured, in order."""
+    out = []
+    for query in ctx.captured_queries:
+        words = query["sql"].split()
+        if words[0].upper() == "UPDATE":
+            out.append(f"UPDATE {words[1].strip(chr(34))}")
+        elif words[0].upper() == "INSERT":
+            out.append(f"INSERT {words[2].strip(chr(34))}")
+    return out
+
+
+def _drive(run: Run, monkeypatch) -> tuple[list[list[str]], list[list[str]]]:
+    """Advance ``run`` on this thread; per tool call, the writes from the ledger's begin to
+    the step's checkpoint (the tool ran in between), and the writes of that checkpoint."""
     from runs import enqueue
 
     monkeypatch.setattr(enqueue, "advance_run", lambda *a, **k: None)
-    run = submit(demo["team"], demo["operator"], "Where is my order 1077?")
-    writes_after_begin: list[list[str]] = []
+    between: list[list[str]] = []
     tool_commits: list[list[str]] = []
     begin, commit = adapters.DjangoRunStore.ledger_begin, adapters.DjangoRunStore.commit
-    watching: list[CaptureQueriesContext] = []
+    open_ctx: list[CaptureQueriesContext] = []
 
-    def watched_begin(store, key, tool, args):
-        entry = begin(store, key, tool, args)
-        ctx = CaptureQueriesContext(connection)
-        ctx.__enter__()
-        watching.append(ctx)
+    def watched_begin(store, key, tool, args, **kw):
+        entry = begin(store, key, tool, args, **kw)
+        open_ctx.append(CaptureQueriesContext(connection).__enter__())
         return entry
 
     def watched_commit(store, state, step=None, escalation=None):
-        if watching:
-            ctx = watching.pop()
+        if open_ctx:
+            ctx = open_ctx.pop()
             ctx.__exit__(None, None, None)
-            writes_after_begin.append([q["sql"] for q in ctx.captured_queries
-                                       if q["sql"].split()[0].upper() in ("UPDATE", "INSERT")])
+            between.append(_writes(ctx))
         with CaptureQueriesContext(connection) as ctx:
             commit(store, state, step, escalation)
         if step is not None and step.kind.value == "tool":
-            tool_commits.append([q["sql"] for q in ctx.captured_queries])
+            tool_commits.append(_writes(ctx))
 
     monkeypatch.setattr(adapters.DjangoRunStore, "ledger_begin", watched_begin)
     monkeypatch.setattr(adapters.DjangoRunStore, "commit", watched_commit)
     while execution.advance(run.pk) == execution.MORE_WORK:
         pass
-    assert writes_after_begin == [[]]  # the tool ran; nothing written until its checkpoint
-    [statements] = tool_commits
-    tables = [s.split()[1] if s.upper().startswith("UPDATE") else s.split()[2]
-              for s in statements if s.split()[0].upper() in ("UPDATE", "INSERT")]
-    assert tables[:2] == ['"runs_toolcall"', '"runs_run"'] and tables[-1] == '"runs_step"'
+    return between, tool_commits
+
+
+def test_a_side_effect_is_claimed_first_and_its_outcome_written_by_its_checkpoint(
+        demo, monkeypatch, data_dir):
+    run = submit(demo["team"], demo["operator"],
+                 "Hello, return and refund order 1077, it never worked. - Priya")
+    between, tool_commits = _drive(run, monkeypatch)
+    assert Run.objects.get(pk=run.pk).status == "succeeded"
+    assert between == [[], []]  # each tool ran; nothing written until its checkpoint
+    lookup, refund = tool_commits
+    assert refund[:2] == ["UPDATE runs_toolcall", "UPDATE runs_run"]  # claimed: outcome first
+    assert refund[-1] == "INSERT runs_step"
+    call = ToolCall.objects.get(run=run, tool="issue_refund")
+    step = Run.objects.get(pk=run.pk).steps.get(kind="tool", name="issue_refund")
+    assert call.status == ToolCall.Status.SUCCEEDED and call.finished_at is not None
+    assert call.result == step.result and call.started_at <= call.finished_at
+
+
+def test_a_read_only_call_is_recorded_with_its_outcome_not_claimed(demo, monkeypatch):
+    run = submit(demo["team"], demo["operator"], "Where is my order 1077?")
+    between, [writes] = _drive(run, monkeypatch)
+    assert between == [[]]
+    assert writes[0] == "UPDATE runs_run" and "INSERT runs_toolcall" in writes
+    assert writes[-1] == "INSERT runs_step"
     call = ToolCall.objects.get(run=run)
     step = Run.objects.get(pk=run.pk).steps.get(kind="tool")
-    assert call.status == ToolCall.Status.SUCCEEDED and call.finished_at is not None
-    assert call.result == step.result and call.tool == step.name == "lookup_order"
+    assert (call.tool, call.status) == ("lookup_order", ToolCall.Status.SUCCEEDED)
+    assert call.result == step.result and call.args == step.args
+    assert call.idempotency_key == f"{run.pk}:{step.index}"
 
 
-def test_the_outcome_is_written_when_the_lease_was_lost(demo, monkeypatch):
-    """Another worker took the run over while the tool ran: this checkpoint writes nothing
-    of the run, but the outcome lands, for the new holder to replay instead of asking a
-    human whether the call happened."""
+def _taken_over(demo, monkeypatch):
     from runs import enqueue
 
     monkeypatch.setattr(enqueue, "advance_run", lambda *a, **k: None)
-    run = submit(demo["team"], demo["operator"], "Where is my order 1077?")
-    run = lifecycle.start(run.pk, "worker-a")
+    run = lifecycle.start(submit(demo["team"], demo["operator"], "Refund 1042").pk, "worker-a")
     state, written = checkpoints.load(run)
-    store = adapters.DjangoRunStore(run, "worker-a", written)
-    assert store.ledger_begin(f"{run.pk}:1", "issue_refund", {"order_id": "1042"}) is None
-    store.ledger_finish(f"{run.pk}:1", {"refund_id": "R-1"}, "")
+    return run, state, adapters.DjangoRunStore(run, "worker-a", written)
+
+
+def test_a_side_effects_outcome_is_written_when_the_lease_was_lost(demo, monkeypatch):
+    """Another worker took the run over while the tool ran: this checkpoint writes nothing
+    of the run, but the outcome lands, for the new holder to replay instead of asking a
+    human whether the refund happened."""
+    run, state, store = _taken_over(demo, monkeypatch)
+    key = f"{run.pk}:1"
+    assert store.ledger_begin(key, "issue_refund", {"order_id": "1042"}) is None
+    store.ledger_finish(key, {"refund_id": "R-1"}, "")
     assert ToolCall.objects.get(run=run).status == ToolCall.Status.STARTED  # not yet
-    Run.objects.filter(pk=run.pk).update(lease_owner="worker-b")  # taken over
+    Run.objects.filter(pk=run.pk).update(lease_owner="worker-b")
     with pytest.raises(LeaseLost):
         store.commit(state)
     call = ToolCall.objects.get(run=run)
     assert (call.status, call.result) == (ToolCall.Status.SUCCEEDED, {"refund_id": "R-1"})
-    assert store.ledger_begin(f"{run.pk}:1", "issue_refund", {}).result == {"refund_id": "R-1"}
-    assert Run.objects.get(pk=run.pk).step_count == state.step_count  # nothing of the run
+    replay = adapters.DjangoRunStore(run, "worker-b").ledger_begin(key, "issue_refund", {})
+    assert replay is not None and replay.result == {"refund_id": "R-1"}
+    assert Run.objects.get(pk=run.pk).step_count == 0  # nothing of the run
 
 
-def test_an_outcome_never_checkpointed_leaves_the_call_started(demo):
+def test_a_read_only_call_of_a_lost_lease_writes_nothing(demo, monkeypatch):
+    """The new holder runs it again under the same key: no row may be in its way."""
+    run, state, store = _taken_over(demo, monkeypatch)
+    key = f"{run.pk}:1"
+    assert store.ledger_begin(key, "lookup_order", {"order_id": "1042"},
+                              side_effect=False) is None
+    store.ledger_finish(key, {"status": "shipped"}, "")
+    Run.objects.filter(pk=run.pk).update(lease_owner="worker-b")
+    with pytest.raises(LeaseLost):
+        store.commit(state)
+    assert not ToolCall.objects.filter(run=run).exists()
+
+
+def test_an_outcome_never_checkpointed_leaves_the_side_effect_started(demo, monkeypatch):
     """A worker that dies after the tool returned but before its step's commit: the call
-    stays started, so whoever resumes treats its outcome as unknown (the engine asks a
-    human for a side effect)."""
-    run = submit(demo["team"], demo["operator"], "Where is my order 1077?")
-    run = lifecycle.start(run.pk, "worker-a")
-    store = adapters.DjangoRunStore(run, "worker-a", checkpoints.Written())
+    stays started, so whoever resumes asks a human whether it happened."""
+    run, _, store = _taken_over(demo, monkeypatch)
     store.ledger_begin(f"{run.pk}:1", "issue_refund", {"order_id": "1042"})
     store.ledger_finish(f"{run.pk}:1", {"refund_id": "R-1"}, "")
     entry = adapters.DjangoRunStore(run, "worker-b").ledger_begin(f"{run.pk}:1", "issue_refund",
