@@ -27,7 +27,9 @@ is given back exactly once:
 again (a tool's result is in, or the small model handed over to the large) also holds the
 next call's budget, in the same transaction (``hold_next``): the amount is the largest
 this time slice has reserved so far, with a quarter on top, since a prompt grows with each
-step. The model call then finds its hold made (``DjangoTeamBudget.reserve`` uses it when
+step — before the slice's first call, what the agent's last first call reserved in this
+process, so the retrieval step's checkpoint holds for the first call too. The model call
+then finds its hold made (``DjangoTeamBudget.reserve`` uses it when
 it covers the call's worst case) and needs no transaction of its own; the hold is settled
 like any other. One the call did not use (a cached reply, or a call that needed more and
 reserved on its own) is given back by the next checkpoint, with nothing counted as spent.
@@ -82,15 +84,20 @@ def _day_row(team_id: int, day: date) -> int:
 
 # The next call's hold (``hold_next``): the largest reserved in the slice, plus a quarter.
 NEXT_HOLD_HEADROOM = Decimal("1.25")
+# Before a slice's first call, what the agent's last first call reserved in this process
+# (its prompt is the instructions, the passages and the task: much the same run to run).
+_first_calls: dict[int, Decimal] = {}
 
 
 class DjangoTeamBudget:
     """The runtime's ``TeamBudget`` for one time slice of one run, by its lease holder."""
 
-    def __init__(self, team_id: int, run_id: int, owner: str) -> None:
+    def __init__(self, team_id: int, run_id: int, owner: str,
+                 agent_id: int | None = None) -> None:
         self.team_id = team_id
         self.run_id = run_id
         self.owner = owner
+        self.agent_id = agent_id  # whose first calls ``next_hold`` learns from
         self._held_on: date | None = None  # the day of the reservation out
         self._holding = ZERO  # the amount of the reservation out
         self._row_on: date | None = None  # the day whose row is known to exist
@@ -107,6 +114,10 @@ class DjangoTeamBudget:
         just lowered counts at once; the day's row is made sure of once per engine (one
         time slice) and day. A hold the last checkpoint made for this call (``prepaid``)
         is used when it covers ``amount``: no statement at all."""
+        if not self._largest and self.agent_id is not None:
+            if len(_first_calls) > 10_000:
+                _first_calls.clear()
+            _first_calls[self.agent_id] = amount_usd
         self._largest = max(self._largest, amount_usd)
         if self._prepaid and self._prepaid >= amount_usd:
             self._holding, self._held_on = self._prepaid, self._prepaid_on
@@ -147,8 +158,12 @@ class DjangoTeamBudget:
 
     def next_hold(self) -> Decimal:
         """What a checkpoint before another model call holds for it: the largest amount
-        reserved in this slice, plus a quarter (nothing before the slice's first call)."""
-        return (self._largest * NEXT_HOLD_HEADROOM).quantize(Decimal("0.00000001"))
+        reserved in this slice, plus a quarter. Before the slice's first call, what the
+        agent's last first call reserved, plus a quarter (nothing when this process has
+        not seen one): the retrieval step's checkpoint then holds for the first call, which
+        needs no transaction of its own either."""
+        largest = self._largest or _first_calls.get(self.agent_id or 0, ZERO)
+        return (largest * NEXT_HOLD_HEADROOM).quantize(Decimal("0.00000001"))
 
     def prepaid(self, amount_usd: Decimal, day: date) -> None:
         """The checkpoint held ``amount_usd`` on ``day`` for the next call (``hold_next``)."""

@@ -77,7 +77,7 @@ def advance(run_id: int) -> str:
         lifecycle.agent_missing(run_id, owner, run.agent.slug)
         return DONE
     state, written = checkpoints.load(run)
-    team_budget = DjangoTeamBudget(run.team_id, run.pk, owner)
+    team_budget = DjangoTeamBudget(run.team_id, run.pk, owner, agent_id=run.agent_id)
     store = DjangoRunStore(run, owner, written, team_budget)
     structlog.contextvars.bind_contextvars(run_id=run_id, team=run.team.slug,
                                            agent=run.agent.slug)

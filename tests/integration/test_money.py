@@ -412,3 +412,29 @@ def test_a_cancel_after_the_next_hold_gives_it_back_once(demo, no_workers):
         store.commit(going_on(run, Phase.DECIDE))
     row = spend(demo["team"])
     assert (row.reserved_usd, row.spent_usd) == (0, 2 * COST)
+
+
+def test_the_retrieval_checkpoint_holds_for_the_first_call_once_the_agent_is_known(
+        demo, no_workers):
+    """A slice's first call has no earlier call to size its hold on: it reserves on its own.
+    Once this process saw one, the next run's checkpoint before its first call holds what
+    that first call reserved, plus a quarter, and the call needs no statement."""
+    from runs import budgets
+
+    first, _ = leased_run(demo)
+    agent_id = first.agent_id
+    budgets._first_calls.pop(agent_id, None)
+    budget = DjangoTeamBudget(demo["team"].pk, first.pk, "worker-a", agent_id=agent_id)
+    assert budget.next_hold() == 0  # nothing known yet: no hold before the first call
+    assert budget.reserve(HELD)
+
+    run = services.submit_run(team=demo["team"], agent_slug=first.agent.slug,
+                              task_input={"message": "Where is my order 1077?"}, user_id=None)
+    run = lifecycle.start(run.pk, "worker-b")
+    second = DjangoTeamBudget(demo["team"].pk, run.pk, "worker-b", agent_id=agent_id)
+    store = DjangoRunStore(run, "worker-b", team_budget=second)
+    store.commit(going_on(run, Phase.REASON))  # the retrieval step's checkpoint
+    assert held_by(run) == (HELD * NEXT_HOLD_HEADROOM, timezone.now().date())
+    with CaptureQueriesContext(connection) as queries:
+        assert second.reserve(HELD)
+    assert len(queries) == 0
