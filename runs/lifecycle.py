@@ -93,12 +93,18 @@ def start(run_id: int, owner: str) -> Run | None:
     with transaction.atomic():
         if not capacity.has_capacity(run_id):
             return None
-        taken = (
-            Run.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
-            .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now) | Q(lease_expires_at=None))
-            .update(lease_owner=owner, status=RunStatus.RUNNING,
-                    lease_expires_at=now + timedelta(seconds=settings.RUN_LEASE_SECONDS))
-        )
+        expires = now + timedelta(seconds=settings.RUN_LEASE_SECONDS)
+        taken = statements.update(  # compiled once: every time slice starts with it
+            "take_lease",
+            [owner, RunStatus.RUNNING.value, statements.db_value(Run, "lease_expires_at", expires),
+             run_id, RunStatus.QUEUED.value, RunStatus.RUNNING.value, "",
+             statements.db_value(Run, "lease_expires_at", now)],
+            lambda: (Run.objects.filter(pk=run_id,
+                                        status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+                     .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now)
+                             | Q(lease_expires_at=None)),
+                     {"lease_owner": owner, "status": RunStatus.RUNNING,
+                      "lease_expires_at": expires}))
         if not taken:
             return None
         run = Run.objects.select_related("agent", "team", "snapshot").get(pk=run_id)
