@@ -114,10 +114,12 @@ elif env.bool("DB_POOL", default=True):
     # Under ASGI every request runs in a new thread, and Django's persistent connections
     # are per thread: without a pool each request would open (and Postgres fork) a new
     # connection. psycopg's pool hands a connection to a request and takes it back after.
-    # max_size bounds one process; a Celery worker with -c N threads needs N.
+    # max_size bounds one process. A worker thread holds a connection only for its database
+    # work, not while a model or a tool answers (runs.connections): 20 serve 100 threads,
+    # and the processes' sum stays under the server's max_connections (100 by default).
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {  # keeps ?sslmode=… etc.
         "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
-        "max_size": env.int("DB_POOL_MAX_SIZE", default=100),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
         "timeout": env.float("DB_POOL_TIMEOUT_SECONDS", default=30.0),
         # connections above min_size opened for a burst are closed after a quiet minute
         "max_idle": env.float("DB_POOL_MAX_IDLE_SECONDS", default=60.0),

@@ -14,7 +14,7 @@ from agentdesk.runtime.outcomes import Phase, RunStatus
 from agentdesk.runtime.ports import LedgerEntry
 from agentdesk.runtime.state import EscalationRequest, RunState, StepRecord
 
-from . import checkpoints, ledger, lifecycle
+from . import checkpoints, connections, ledger, lifecycle
 from .budgets import ZERO, DjangoTeamBudget
 from .models import Run
 
@@ -56,11 +56,18 @@ class DjangoRunStore:
     def ledger_begin(self, key: str, tool: str, args: dict[str, Any], *,
                      side_effect: bool = True) -> LedgerEntry | None:
         """A side effect is claimed in a commit of its own before it runs; a read-only call
-        is not (it may run again), and its row comes with its outcome (``runs.ledger``)."""
+        is not (it may run again), and its row comes with its outcome (``runs.ledger``).
+
+        The tool runs next, in a thread of its own and for up to its timeout: this thread
+        holds no database connection meanwhile (``connections.give_back``), as while a model
+        answers."""
         if not side_effect:
             self._unclaimed = (key, tool, args)
+            connections.give_back()
             return None
-        return ledger.begin(self.run.pk, key, tool, args)
+        entry = ledger.begin(self.run.pk, key, tool, args)
+        connections.give_back()
+        return entry
 
     def ledger_finish(self, key: str, result: dict[str, Any] | None, error: str) -> None:
         """The outcome goes into the checkpoint the engine makes next, for the tool's step:

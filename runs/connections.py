@@ -1,12 +1,16 @@
 """A worker thread gives its database connection back to the pool while it waits on a
-model, and takes one again for its next query.
+model or a tool, and takes one again for its next query.
 
 Each Celery thread advances one run, and a run spends nearly all its time waiting on model
 calls (~500 ms each) between database work of a few milliseconds. Holding the connection
 through the wait made every thread in flight need a Postgres connection of its own: two
 workers of 100 threads wanted 200, more than the server's default ``max_connections``
 (100), and the pool's growth stalled there (``make bench``, throughput: about 85 runs
-advanced at once). Given back, a few dozen connections serve hundreds of waiting threads.
+advanced at once). Given back, a few dozen connections serve hundreds of waiting threads:
+a process's pool holds 20 at most by default (``DB_POOL_MAX_SIZE``). A larger pool only
+hurt: two workers' pools of 100 grew past ``max_connections``, and every refused attempt
+cost the server a new backend process (``make bench``, throughput: 220–240 steps/s against
+263–268 with 20).
 
 Only with psycopg's pool (``DB_POOL``, the default on Postgres): there a close is a
 ``putconn``, and the next query a ``getconn``, both in memory. Without a pool a close

@@ -56,3 +56,23 @@ def test_without_a_pool_nothing_is_closed(settings):
     held = connection.connection
     give_back()
     assert connection.connection is held
+
+
+@pooled
+@pytest.mark.django_db(transaction=True)
+def test_the_connection_goes_back_before_a_tool_runs(demo, monkeypatch):
+    """A tool runs in a thread of its own for up to its timeout: the worker thread that
+    waits on it holds no connection, whether the call was claimed first or not."""
+    from runs import adapters, enqueue, lifecycle
+    from runs.models import ToolCall
+
+    from .helpers import submit
+
+    monkeypatch.setattr(enqueue, "advance_run", lambda *a, **k: None)
+    run = lifecycle.start(submit(demo["team"], demo["operator"], "Refund 1042").pk, "w")
+    store = adapters.DjangoRunStore(run, "w")
+    assert store.ledger_begin(f"{run.pk}:1", "lookup_order", {}, side_effect=False) is None
+    assert connection.connection is None
+    assert store.ledger_begin(f"{run.pk}:2", "issue_refund", {"order_id": "1042"}) is None
+    assert connection.connection is None
+    assert ToolCall.objects.get(run=run).status == ToolCall.Status.STARTED  # it was claimed
