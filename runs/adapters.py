@@ -16,7 +16,7 @@ from agentdesk.runtime.state import EscalationRequest, RunState, StepRecord
 
 from . import checkpoints, connections, ledger, lifecycle
 from .budgets import ZERO, DjangoTeamBudget
-from .models import Run
+from .models import Run, ToolCall
 
 
 class DjangoRunStore:
@@ -32,7 +32,7 @@ class DjangoRunStore:
         self.written = written if written is not None else checkpoints.Written()
         self.team_budget = team_budget
         self._finished: ledger.Finished | None = None  # for the next checkpoint to write
-        self._unclaimed: tuple[str, str, dict[str, Any]] | None = None  # a read-only call
+        self._unclaimed: ToolCall | None = None  # a read-only call's row, not written yet
 
     def commit(
         self,
@@ -62,7 +62,7 @@ class DjangoRunStore:
         holds no database connection meanwhile (``connections.give_back``), as while a model
         answers."""
         if not side_effect:
-            self._unclaimed = (key, tool, args)
+            self._unclaimed = ledger.unclaimed(self.run.pk, key, tool, args)
             connections.give_back()
             return None
         entry = ledger.begin(self.run.pk, key, tool, args)
@@ -73,9 +73,6 @@ class DjangoRunStore:
         """The outcome goes into the checkpoint the engine makes next, for the tool's step:
         one commit for both (``runs.ledger``)."""
         unclaimed, self._unclaimed = self._unclaimed, None
-        if unclaimed is not None and unclaimed[0] == key:
-            self._finished = ledger.Finished(key, result, error, claimed=False,
-                                             run_id=self.run.pk, tool=unclaimed[1],
-                                             args=unclaimed[2])
-        else:
-            self._finished = ledger.Finished(key, result, error)
+        if unclaimed is not None and unclaimed.idempotency_key != key:
+            unclaimed = None
+        self._finished = ledger.Finished(key, result, error, unclaimed=unclaimed)

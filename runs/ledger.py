@@ -35,10 +35,16 @@ class Finished:
     key: str
     result: dict[str, Any] | None
     error: str
-    claimed: bool = True  # False: a read-only call, no row yet (its checkpoint inserts it)
-    run_id: int = 0
-    tool: str = ""
-    args: dict[str, Any] | None = None
+    unclaimed: ToolCall | None = None  # a read-only call's row, for its checkpoint to insert
+
+    @property
+    def claimed(self) -> bool:
+        return self.unclaimed is None
+
+
+def unclaimed(run_id: int, key: str, tool: str, args: dict[str, Any]) -> ToolCall:
+    """A read-only call's row, not written yet: its step's checkpoint inserts it."""
+    return ToolCall(run_id=run_id, idempotency_key=key, tool=tool, args=args)
 
 
 def begin(run_id: int, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry | None:
@@ -59,11 +65,11 @@ def finish(outcome: Finished) -> None:
     checkpoint's transaction."""
     status = ToolCall.Status.FAILED if outcome.error else ToolCall.Status.SUCCEEDED
     now = timezone.now()
-    if not outcome.claimed:
-        statements.insert(ToolCall(
-            run_id=outcome.run_id, idempotency_key=outcome.key, tool=outcome.tool,
-            args=outcome.args or {}, status=status.value, result=outcome.result,
-            error=outcome.error, started_at=now, finished_at=now))
+    if outcome.unclaimed is not None:
+        row = outcome.unclaimed
+        row.status, row.result, row.error = status.value, outcome.result, outcome.error
+        row.started_at = row.finished_at = now
+        statements.insert(row)
         return
     statements.update_where(
         ToolCall, {"idempotency_key": outcome.key},
