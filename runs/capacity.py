@@ -13,20 +13,20 @@ from . import enqueue
 from .models import Run, Team
 
 
-def has_capacity(run_id: int) -> bool:
-    """May this run start now? Call inside the transaction that starts it.
+def has_capacity(run: Run) -> bool:
+    """May this run start now? Call inside the transaction that starts it, with the run
+    as read there (``lifecycle.start``).
 
     Only a QUEUED run of a capped team is checked: a RUNNING one already holds its slot.
     The team row is locked (SELECT … FOR UPDATE; SQLite's write transactions are serial
     anyway) so two workers cannot both see the last free slot.
     """
-    row = (Run.objects.filter(pk=run_id)
-           .values("status", "team_id", "team__max_running_runs").first())
-    if row is None or row["status"] != RunStatus.QUEUED or not row["team__max_running_runs"]:
+    cap = run.team.max_running_runs
+    if run.status != RunStatus.QUEUED or not cap:
         return True
-    list(Team.objects.select_for_update().filter(pk=row["team_id"]).values_list("pk"))
-    running = Run.objects.filter(team_id=row["team_id"], status=RunStatus.RUNNING).count()
-    return running < row["team__max_running_runs"]
+    list(Team.objects.select_for_update().filter(pk=run.team_id).values_list("pk"))
+    running = Run.objects.filter(team_id=run.team_id, status=RunStatus.RUNNING).count()
+    return running < cap
 
 
 def start_queued_runs(team_id: int) -> int:

@@ -88,30 +88,34 @@ def start(run_id: int, owner: str) -> Run | None:
 
     None when it is not ours to advance: ended, waiting for a human, leased by a live
     worker, or its team has no free running slot (it stays queued until one frees up).
+
+    The run row is read once, locked (``FOR UPDATE`` of the run's row only, not of its
+    team's, agent's or snapshot's), with what the slice needs; nobody can change it
+    between that read and the lease's UPDATE, so the read decides and the UPDATE needs
+    no fence of its own.
     """
     now = timezone.now()
     with transaction.atomic():
-        if not capacity.has_capacity(run_id):
+        run = (Run.objects.select_related("agent", "team", "snapshot")
+               .select_for_update(of=("self",)).filter(pk=run_id).first())
+        if run is None or not _free(run, now) or not capacity.has_capacity(run):
             return None
-        expires = now + timedelta(seconds=settings.RUN_LEASE_SECONDS)
-        taken = statements.update(  # compiled once: every time slice starts with it
-            "take_lease",
-            [owner, RunStatus.RUNNING.value, statements.db_value(Run, "lease_expires_at", expires),
-             run_id, RunStatus.QUEUED.value, RunStatus.RUNNING.value, "",
-             statements.db_value(Run, "lease_expires_at", now)],
-            lambda: (Run.objects.filter(pk=run_id,
-                                        status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
-                     .filter(Q(lease_owner="") | Q(lease_expires_at__lt=now)
-                             | Q(lease_expires_at=None)),
-                     {"lease_owner": owner, "status": RunStatus.RUNNING,
-                      "lease_expires_at": expires}))
-        if not taken:
-            return None
-        run = Run.objects.select_related("agent", "team", "snapshot").get(pk=run_id)
+        fields = {"lease_owner": owner, "status": RunStatus.RUNNING.value,
+                  "lease_expires_at": now + timedelta(seconds=settings.RUN_LEASE_SECONDS)}
+        statements.update_where(Run, {"id": run_id}, fields)  # compiled once: every slice
+        for name, value in fields.items():
+            setattr(run, name, value)
         if run.reserved_usd:  # an expired lease taken over: its dead holder's hold goes back
             budgets.release_held(run_id)
             run.reserved_usd, run.reserved_on = budgets.ZERO, None
     return run
+
+
+def _free(run: Run, now: datetime) -> bool:
+    """Queued, or running under nobody's lease or an expired one."""
+    if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return False
+    return not run.lease_owner or run.lease_expires_at is None or run.lease_expires_at < now
 
 
 def release(run_id: int, owner: str) -> None:
@@ -177,9 +181,12 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
     with transaction.atomic():
         if finished is not None and finished.claimed:  # for whoever holds the run next
             ledger.finish(finished)
-        updated = statements.update_where(  # compiled once: this runs on every step
-            Run, {"id": run.pk, "lease_owner": owner, "status": RunStatus.RUNNING.value},
-            fields)
+        fence = {"id": run.pk, "lease_owner": owner, "status": RunStatus.RUNNING.value}
+        row = _step_row(run, step, transcript) if step is not None else None
+        if row is None:  # compiled once: this runs on every step
+            updated = statements.update_where(Run, fence, fields) == 1
+        else:  # the step row only when the fence matched; one statement on Postgres
+            updated = statements.update_where_then_insert(Run, fence, fields, row)
         if updated:
             if finished is not None and not finished.claimed:  # a read-only call's row
                 ledger.finish(finished)
@@ -191,7 +198,6 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
             elif holding:
                 Run.objects.filter(pk=run.pk).update(reserved_usd=budgets.ZERO, reserved_on=None)
                 run.reserved_usd, run.reserved_on = budgets.ZERO, None
-            row = _save_step(run, step, transcript) if step is not None else None
             _record_pause_or_end(run, state, step, escalation, row, now)
     if not updated:
         budgets.settle(settlements, held=False)
@@ -234,8 +240,9 @@ def _open_escalation(run: Run, request: EscalationRequest, step: StepRecord | No
     )
 
 
-def _save_step(run: Run, step: StepRecord, transcript: dict[str, Any] | None = None) -> Step:
-    return statements.insert(Step(transcript=transcript,
+def _step_row(run: Run, step: StepRecord, transcript: dict[str, Any] | None = None) -> Step:
+    """The step's row, to be inserted by the checkpoint."""
+    return Step(transcript=transcript,
         run=run, index=step.index, kind=step.kind.value, name=step.name[:100],
         tier=str(step.args.get("tier", "")) if step.kind == StepKind.MODEL else "",
         model=step.model, tokens_in=step.usage.tokens_in, tokens_out=step.usage.tokens_out,
@@ -243,7 +250,7 @@ def _save_step(run: Run, step: StepRecord, transcript: dict[str, Any] | None = N
         cost_usd=step.usage.cost_usd,
         latency_ms=step.latency_ms, confidence=step.confidence, args=step.args,
         result=step.result, error=step.error, attempts=step.attempts,
-    ))
+    )
 
 
 # -- a human's decision ----------------------------------------------------------------

@@ -33,3 +33,17 @@ def refunds(data_dir: Path) -> list[dict]:
     if not journal.exists():
         return []
     return [json.loads(line) for line in journal.read_text().splitlines() if line]
+
+
+def writes(captured_queries: list[dict]) -> list[str]:
+    """``UPDATE table`` / ``INSERT table`` of each write captured, in order; a statement
+    that is an UPDATE in a ``WITH`` feeding an INSERT (``runs.statements``) is both."""
+    out = []
+    for query in captured_queries:
+        words = query["sql"].replace("(", " ").split()
+        for i, word in enumerate(words):
+            if word.upper() == "UPDATE" and (i == 0 or words[0].upper() == "WITH"):
+                out.append(f"UPDATE {words[i + 1].strip(chr(34))}")
+            elif word.upper() == "INSERT" and words[i + 1].upper() == "INTO":
+                out.append(f"INSERT {words[i + 2].strip(chr(34))}")
+    return out

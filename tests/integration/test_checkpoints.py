@@ -14,7 +14,7 @@ from agentdesk.runtime.state import RunState
 from runs import agent_specs, checkpoints, services
 from runs.models import Run, Step, TeamDailySpend
 
-from .helpers import open_escalation, refunds, submit, wait_status
+from .helpers import open_escalation, refunds, submit, wait_status, writes
 
 pytestmark = pytest.mark.usefixtures("celery_worker", "data_dir")
 
@@ -122,16 +122,15 @@ def test_a_model_steps_checkpoint_is_one_transaction(demo, monkeypatch):
         with CaptureQueriesContext(connection) as ctx:
             commit(store, state, step, escalation)
         if step is not None and step.kind.value == "model":
-            captured.append([q["sql"].split()[0].upper() for q in ctx.captured_queries])
+            captured.append(writes(ctx.captured_queries))
 
     monkeypatch.setattr(adapters.DjangoRunStore, "commit", watched_commit)
     monkeypatch.setattr(budgets.DjangoTeamBudget, "settle", watched_settle)
     while execution.advance(run.pk) == execution.MORE_WORK:
         pass
     assert captured
-    for statements in captured:
-        writes = [s for s in statements if s in ("UPDATE", "INSERT")]
-        assert writes == ["UPDATE", "UPDATE", "INSERT"], statements  # run, team spend, step
+    for written in captured:  # the step with the run (one statement on Postgres), the spend
+        assert written == ["UPDATE runs_run", "INSERT runs_step", "UPDATE runs_teamdailyspend"]
 
 
 def test_a_system_message_that_does_not_end_with_the_passages_is_stored_as_it_is():
@@ -140,3 +139,33 @@ def test_a_system_message_that_does_not_end_with_the_passages_is_stored_as_it_is
     state = RunState(run_id="1", agent="a", input={}, context=context,
                      messages=[own, {"role": "user", "content": "hi"}])
     assert checkpoints.Written().take(state)["messages"][0] == own
+
+
+def test_a_worker_takes_a_free_run_with_one_locked_read_and_one_update(demo, monkeypatch):
+    """``lifecycle.start``: the run row is read once, locked, with what the slice needs, and
+    the lease is taken only from a run that is free — queued, or its lease expired."""
+    from datetime import timedelta
+
+    from runs import enqueue, lifecycle
+
+    monkeypatch.setattr(enqueue, "advance_run", lambda *a, **k: None)
+    run = submit(demo["team"], demo["operator"], "Where is my order 1077?")
+    with CaptureQueriesContext(connection) as ctx:
+        taken = lifecycle.start(run.pk, "worker-a")
+    sql = [q["sql"] for q in ctx.captured_queries
+           if q["sql"].split()[0] not in ("BEGIN", "COMMIT")]
+    assert [s.split()[0] for s in sql] == ["SELECT", "UPDATE"], sql
+    if connection.vendor == "postgresql":
+        assert 'FOR UPDATE OF "runs_run"' in sql[0]
+    assert (taken.lease_owner, taken.status) == ("worker-a", "running")
+    assert taken.agent.slug == "support-refunds" and taken.team == demo["team"]
+    assert taken.policy is not None  # from the snapshot read with it
+    stored = Run.objects.get(pk=run.pk)
+    assert (stored.lease_owner, stored.lease_expires_at) == ("worker-a", taken.lease_expires_at)
+
+    assert lifecycle.start(run.pk, "worker-b") is None  # a live lease is not taken
+    Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert lifecycle.start(run.pk, "worker-b").lease_owner == "worker-b"  # an expired one is
+    Run.objects.filter(pk=run.pk).update(status="waiting_human", lease_owner="")
+    assert lifecycle.start(run.pk, "worker-c") is None  # waits for a human: not a worker's
+    assert lifecycle.start(10**9, "worker-c") is None  # no such run

@@ -12,21 +12,13 @@ from agentdesk.runtime.ports import LeaseLost
 from runs import adapters, checkpoints, execution, lifecycle
 from runs.models import Run, ToolCall
 
-from .helpers import submit
+from .helpers import submit, writes
 
 pytestmark = pytest.mark.usefixtures("llmsim", "data_dir")
 
 
 def _writes(ctx: CaptureQueriesContext) -> list[str]:
-    """``UPDATE table`` / ``INSERT table`` of each write captured, in order."""
-    out = []
-    for query in ctx.captured_queries:
-        words = query["sql"].split()
-        if words[0].upper() == "UPDATE":
-            out.append(f"UPDATE {words[1].strip(chr(34))}")
-        elif words[0].upper() == "INSERT":
-            out.append(f"INSERT {words[2].strip(chr(34))}")
-    return out
+    return writes(ctx.captured_queries)
 
 
 def _drive(run: Run, monkeypatch) -> tuple[list[list[str]], list[list[str]]]:
@@ -70,8 +62,8 @@ def test_a_side_effect_is_claimed_first_and_its_outcome_written_by_its_checkpoin
     assert Run.objects.get(pk=run.pk).status == "succeeded"
     assert between == [[], []]  # each tool ran; nothing written until its checkpoint
     lookup, refund = tool_commits
-    assert refund[:2] == ["UPDATE runs_toolcall", "UPDATE runs_run"]  # claimed: outcome first
-    assert refund[-1] == "INSERT runs_step"
+    # claimed: the outcome first; the step row with the fenced run row
+    assert refund[:3] == ["UPDATE runs_toolcall", "UPDATE runs_run", "INSERT runs_step"]
     call = ToolCall.objects.get(run=run, tool="issue_refund")
     step = Run.objects.get(pk=run.pk).steps.get(kind="tool", name="issue_refund")
     assert call.status == ToolCall.Status.SUCCEEDED and call.finished_at is not None
@@ -82,8 +74,8 @@ def test_a_read_only_call_is_recorded_with_its_outcome_not_claimed(demo, monkeyp
     run = submit(demo["team"], demo["operator"], "Where is my order 1077?")
     between, [writes] = _drive(run, monkeypatch)
     assert between == [[]]
-    assert writes[0] == "UPDATE runs_run" and "INSERT runs_toolcall" in writes
-    assert writes[-1] == "INSERT runs_step"
+    assert writes[:2] == ["UPDATE runs_run", "INSERT runs_step"]
+    assert "INSERT runs_toolcall" in writes[2:]  # after the fence matched
     call = ToolCall.objects.get(run=run)
     step = Run.objects.get(pk=run.pk).steps.get(kind="tool")
     assert (call.tool, call.status) == ("lookup_order", ToolCall.Status.SUCCEEDED)

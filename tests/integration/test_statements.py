@@ -99,3 +99,31 @@ def test_values_in_another_order_than_the_compiled_statement_are_refused(demo):
     assert statements.update("test-order", [5, run.pk, "waiting_human"], build) == 1
     assert statements.update("test-order", [2, run.pk, "waiting_human"], build) == 1
     assert Run.objects.get(pk=run.pk).step_count == run.step_count + 7
+
+
+def test_the_step_row_is_inserted_only_when_the_fence_matched(demo, django_assert_num_queries):
+    """The checkpoint's run UPDATE and step INSERT: both rows or neither, in one statement
+    on Postgres (two elsewhere), every value stored as the ORM stores it."""
+    from django.db import connection
+
+    run = waiting_run(demo["team"])
+    fence = {"id": run.pk, "status": "waiting_human", "lease_owner": ""}
+    step = Step(run=run, index=0, kind="model", name="ask", cost_usd=Decimal("0.0001"),
+                confidence=0.5, args={"tier": "small", "quote": "it's"}, result=None,
+                transcript={"messages": [{"role": "assistant", "content": "ok"}]})
+    statements_expected = 1 if connection.vendor == "postgresql" else 2
+    with django_assert_num_queries(statements_expected):
+        assert statements.update_where_then_insert(Run, fence, {"step_count": 1}, step)
+    stored = Step.objects.get(pk=step.pk)
+    assert (stored.run_id, stored.confidence, stored.args, stored.result) == \
+        (run.pk, 0.5, {"tier": "small", "quote": "it's"}, None)
+    assert stored.transcript == {"messages": [{"role": "assistant", "content": "ok"}]}
+    assert stored.created_at == step.created_at and not step._state.adding
+    assert Run.objects.get(pk=run.pk).step_count == 1
+
+    lost = Step(run=run, index=1, kind="model", name="ask")
+    assert not statements.update_where_then_insert(
+        Run, {**fence, "lease_owner": "someone"}, {"step_count": 2}, lost)
+    assert lost.pk is None and lost._state.adding
+    assert Step.objects.filter(run=run).count() == 1
+    assert Run.objects.get(pk=run.pk).step_count == 1
