@@ -197,32 +197,41 @@ class Settlement:
 def settle(settlements: Sequence[Settlement], *, held: bool) -> None:
     """Count the calls' costs on the team's row and, when ``held`` (the checkpoint's fenced
     UPDATE matched: the run's hold is still this worker's), give their holds back. Call it
-    in the transaction that clears the run's hold (``lifecycle.checkpoint``) — or, when the
-    lease was lost, on its own with ``held=False``: whoever took the lease gave the holds
-    back already, and the provider billed the calls all the same."""
-    by_row: dict[tuple[int, date], tuple[Decimal, Decimal]] = {}
-    for s in settlements:
-        reserved, actual = by_row.get((s.team_id, s.day), (ZERO, ZERO))
-        by_row[s.team_id, s.day] = (reserved + s.reserved_usd, actual + s.actual_usd)
-    for (team_id, day), (reserved, actual) in by_row.items():
-        _settle_row(team_id, day, reserved if held else None, actual)
+    in the transaction that clears the run's hold (``lifecycle.checkpoint``, which may run
+    ``settle_statements`` in its own statement) — or, when the lease was lost, on its own
+    with ``held=False``: whoever took the lease gave the holds back already, and the
+    provider billed the calls all the same."""
+    for statement in settle_statements(settlements, held=held):
+        statements.run(statement)
     if not held and any(s.reserved_usd > 0 for s in settlements):
         log.warning("reservation released while the call ran; its cost counted",
                     reserved_usd=str(sum(s.reserved_usd for s in settlements)),
                     actual_usd=str(sum(s.actual_usd for s in settlements)))
 
 
-def _settle_row(team_id: int, day: date, reserved: Decimal | None, actual: Decimal) -> None:
-    """Count ``actual`` as spent on the team's row and give ``reserved`` back (None: the
-    hold is not ours to give back). Compiled once: every checkpoint after a call runs it."""
+def settle_statements(settlements: Sequence[Settlement], *,
+                      held: bool) -> list[statements.Statement]:
+    """``settle``'s UPDATEs, compiled, not run: one per team row (day) the calls were held
+    on — count ``actual`` as spent and give the holds back (only when ``held``: else the
+    hold is not ours to give back). Every checkpoint after a call runs one."""
+    by_row: dict[tuple[int, date], tuple[Decimal, Decimal]] = {}
+    for s in settlements:
+        reserved, actual = by_row.get((s.team_id, s.day), (ZERO, ZERO))
+        by_row[s.team_id, s.day] = (reserved + s.reserved_usd, actual + s.actual_usd)
+    return [_settle_row(team_id, day, reserved if held else None, actual)
+            for (team_id, day), (reserved, actual) in by_row.items()]
+
+
+def _settle_row(team_id: int, day: date, reserved: Decimal | None,
+                actual: Decimal) -> statements.Statement:
     change = {"spent_usd": F("spent_usd") + actual}
     params: list[Any] = [actual]
     if reserved is not None:
         change["reserved_usd"] = F("reserved_usd") - reserved
         params.append(reserved)
     params += [statements.db_value(TeamDailySpend, "day", day), team_id]
-    statements.update(("settle", reserved is not None), params,
-                      lambda: (_today(team_id, day), change))
+    return statements.compile_update(("settle", reserved is not None), params,
+                                     lambda: (_today(team_id, day), change))
 
 
 def hold_next(team_id: int, amount_usd: Decimal, day: date) -> bool:
@@ -232,11 +241,17 @@ def hold_next(team_id: int, amount_usd: Decimal, day: date) -> bool:
     returns False (it does not fit, or the day's row is not there yet) the checkpoint
     takes the run's side back, and the call reserves on its own. The statement is compiled
     once (``runs.statements``): a reservation of its own makes the same one."""
+    return statements.run(hold_statement(team_id, amount_usd, day)) == 1
+
+
+def hold_statement(team_id: int, amount_usd: Decimal, day: date) -> statements.Statement:
+    """``hold_next``'s conditional UPDATE, compiled, not run: it changes the team's row
+    only when ``amount_usd`` fits (one row changed: held)."""
     day_value = statements.db_value(TeamDailySpend, "day", day)
-    return statements.update(
+    return statements.compile_update(
         "hold_on_team", [amount_usd, day_value, team_id, 1, team_id, team_id, amount_usd],
         lambda: (_today(team_id, day).filter(_fits(team_id, amount_usd)),
-                 {"reserved_usd": F("reserved_usd") + amount_usd})) == 1
+                 {"reserved_usd": F("reserved_usd") + amount_usd}))
 
 
 def _hold_on_run(run_id: int, owner: str, amount_usd: Decimal, day: date) -> bool:

@@ -178,28 +178,38 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
         fields["lease_owner"] = ""
         fields["lease_expires_at"] = None
     held_on = None
+    settles = budgets.settle_statements(settlements, held=True)
+    hold = budgets.hold_statement(run.team_id, hold_next, now.date()) if holding else None
+    budget_writes = [*settles, *([hold] if hold is not None else [])]
+    row = _step_row(run, step, transcript) if step is not None else None
+    # the team's row in the run's statement when one UPDATE is all it needs (a row once)
+    folded = budget_writes[0] if row is not None and len(budget_writes) == 1 else None
     with transaction.atomic():
         if finished is not None and finished.claimed:  # for whoever holds the run next
             ledger.finish(finished)
         fence = {"id": run.pk, "lease_owner": owner, "status": RunStatus.RUNNING.value}
-        row = _step_row(run, step, transcript) if step is not None else None
         if row is None:  # compiled once: this runs on every step
-            updated = statements.update_where(Run, fence, fields) == 1
-        else:  # the step row only when the fence matched; one statement on Postgres
-            updated = statements.update_where_then_insert(Run, fence, fields, row)
-        if updated:
+            written = statements.Fenced(statements.update_where(Run, fence, fields) == 1)
+        else:  # the step row (and the team's) only when the fence matched
+            written = statements.update_where_then_insert(Run, fence, fields, row,
+                                                          then=folded)
+        if written.matched:
             if finished is not None and not finished.claimed:  # a read-only call's row
                 ledger.finish(finished)
             for name, value in fields.items():
                 setattr(run, name, value)
-            budgets.settle(settlements, held=True)
-            if holding and budgets.hold_next(run.team_id, hold_next, now.date()):
+            held = written.then_rows if folded is not None and folded is hold else None
+            for statement in budget_writes:  # run before the team's row: no deadlock
+                if statement is not folded:
+                    rows = statements.run(statement)
+                    held = rows if statement is hold else held
+            if holding and held == 1:
                 held_on = now.date()
-            elif holding:
+            elif holding:  # it did not fit: the call reserves on its own
                 Run.objects.filter(pk=run.pk).update(reserved_usd=budgets.ZERO, reserved_on=None)
                 run.reserved_usd, run.reserved_on = budgets.ZERO, None
             _record_pause_or_end(run, state, step, escalation, row, now)
-    if not updated:
+    if not written.matched:
         budgets.settle(settlements, held=False)
         raise LeaseLost(f"run {run.pk} is no longer ours")
     return held_on

@@ -36,14 +36,19 @@ def refunds(data_dir: Path) -> list[dict]:
 
 
 def writes(captured_queries: list[dict]) -> list[str]:
-    """``UPDATE table`` / ``INSERT table`` of each write captured, in order; a statement
-    that is an UPDATE in a ``WITH`` feeding an INSERT (``runs.statements``) is both."""
+    """``UPDATE table`` / ``INSERT table`` of each write captured, in the order their rows
+    are written: a ``WITH`` statement (``runs.statements.update_where_then_insert``) is
+    its fenced UPDATE, the INSERT that selects from it, then the UPDATEs after it."""
     out = []
     for query in captured_queries:
         words = query["sql"].replace("(", " ").split()
+        found = []
         for i, word in enumerate(words):
             if word.upper() == "UPDATE" and (i == 0 or words[0].upper() == "WITH"):
-                out.append(f"UPDATE {words[i + 1].strip(chr(34))}")
+                found.append(f"UPDATE {words[i + 1].strip(chr(34))}")
             elif word.upper() == "INSERT" and words[i + 1].upper() == "INTO":
-                out.append(f"INSERT {words[i + 2].strip(chr(34))}")
+                found.append(f"INSERT {words[i + 2].strip(chr(34))}")
+        if words and words[0].upper() == "WITH":
+            found = [found[0], found[-1], *found[1:-1]]
+        out += found
     return out

@@ -113,7 +113,7 @@ def test_the_step_row_is_inserted_only_when_the_fence_matched(demo, django_asser
                 transcript={"messages": [{"role": "assistant", "content": "ok"}]})
     statements_expected = 1 if connection.vendor == "postgresql" else 2
     with django_assert_num_queries(statements_expected):
-        assert statements.update_where_then_insert(Run, fence, {"step_count": 1}, step)
+        assert statements.update_where_then_insert(Run, fence, {"step_count": 1}, step).matched
     stored = Step.objects.get(pk=step.pk)
     assert (stored.run_id, stored.confidence, stored.args, stored.result) == \
         (run.pk, 0.5, {"tier": "small", "quote": "it's"}, None)
@@ -123,7 +123,47 @@ def test_the_step_row_is_inserted_only_when_the_fence_matched(demo, django_asser
 
     lost = Step(run=run, index=1, kind="model", name="ask")
     assert not statements.update_where_then_insert(
-        Run, {**fence, "lease_owner": "someone"}, {"step_count": 2}, lost)
+        Run, {**fence, "lease_owner": "someone"}, {"step_count": 2}, lost).matched
     assert lost.pk is None and lost._state.adding
     assert Step.objects.filter(run=run).count() == 1
     assert Run.objects.get(pk=run.pk).step_count == 1
+
+
+def test_an_update_after_the_fence_changes_its_row_only_when_the_fence_matched(demo):
+    """The checkpoint's team budget UPDATE (``then``) rides in the run's statement: it
+    changes the team's row when the fence matched and the hold fits, never otherwise, and
+    says how many rows it changed."""
+    from runs import budgets
+    from runs.models import TeamDailySpend
+
+    team = demo["team"]
+    team.daily_budget_usd = Decimal("1.00")
+    team.save()
+    day = date(2026, 11, 29)
+    TeamDailySpend.objects.create(team=team, day=day, spent_usd=Decimal("0.25"))
+    run = waiting_run(team)
+    fence = {"id": run.pk, "status": "waiting_human", "lease_owner": ""}
+
+    def step(index):
+        return Step(run=run, index=index, kind="tool", name="lookup_order")
+
+    def reserved():
+        return TeamDailySpend.objects.get(team=team, day=day).reserved_usd
+
+    hold = budgets.hold_statement(team.pk, Decimal("0.5"), day)
+    done = statements.update_where_then_insert(Run, fence, {"step_count": 1}, step(0),
+                                               then=hold)
+    assert (done.matched, done.then_rows, reserved()) == (True, 1, Decimal("0.5"))
+
+    too_much = budgets.hold_statement(team.pk, Decimal("0.5"), day)  # 0.25 + 0.5 + 0.5 > 1
+    done = statements.update_where_then_insert(Run, fence, {"step_count": 2}, step(1),
+                                               then=too_much)
+    assert (done.matched, done.then_rows, reserved()) == (True, 0, Decimal("0.5"))
+
+    fits = budgets.hold_statement(team.pk, Decimal("0.125"), day)
+    lost = step(2)
+    done = statements.update_where_then_insert(Run, {**fence, "lease_owner": "someone"},
+                                               {"step_count": 3}, lost, then=fits)
+    assert (done.matched, done.then_rows, reserved()) == (False, 0, Decimal("0.5"))
+    assert lost.pk is None and Run.objects.get(pk=run.pk).step_count == 2
+    assert Step.objects.filter(run=run).count() == 2
