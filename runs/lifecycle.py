@@ -199,7 +199,7 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
             for name, value in fields.items():
                 setattr(run, name, value)
             held = written.then_rows if folded is not None and folded is hold else None
-            for statement in budget_writes:  # run before the team's row: no deadlock
+            for statement in budget_writes:  # the run row is locked: now the team's
                 if statement is not folded:
                     rows = statements.run(statement)
                     held = rows if statement is hold else held
