@@ -42,14 +42,11 @@ def update_where(model: type[Model], where: dict[str, Any], values: dict[str, An
                  using: str = "default") -> int:
     """``UPDATE model SET values WHERE`` each of ``where`` equals its value (``field=value``
     pairs of concrete fields); the number of rows changed — 0 when the fence refused."""
-    sql, params = _update_sql(model, where, values, using)
-    with connections[using].cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    return run(_update_statement(model, where, values, using), using)
 
 
-def _update_sql(model: type[Model], where: dict[str, Any], values: dict[str, Any],
-                using: str) -> tuple[str, list[Any]]:
+def _update_statement(model: type[Model], where: dict[str, Any], values: dict[str, Any],
+                      using: str) -> Statement:
     connection = connections[using]
     meta = model._meta
     if any(hasattr(value, "resolve_expression") for value in values.values()):
@@ -72,7 +69,7 @@ def _update_sql(model: type[Model], where: dict[str, Any], values: dict[str, Any
         sql, django_params = query.get_compiler(using).as_sql()
         _check(len(django_params), len(params), model, "UPDATE")
         _compiled[key] = sql
-    return sql, params
+    return Statement(sql, tuple(params))
 
 
 @dataclass(frozen=True)
@@ -105,20 +102,18 @@ def update_where_then_insert(model: type[Model], where: dict[str, Any],
             return Fenced(matched=False)
         insert(obj, using)
         return Fenced(matched=True, then_rows=run(then, using) if then is not None else 0)
-    update_sql, update_params = _update_sql(model, where, values, using)
-    insert_sql, insert_params = _insert_sql(obj, using)
-    key = ("update+insert", update_sql, insert_sql, then.sql if then is not None else None)
+    update, insert_ = _update_statement(model, where, values, using), _insert_statement(obj, using)
+    key = ("update+insert", update.sql, insert_.sql, then.sql if then is not None else None)
     sql = _compiled.get(key)
     if sql is None:
-        sql = _compiled[key] = _fenced_sql(update_sql, insert_sql, then, type(obj))
-    params = [*update_params, *(then.params if then is not None else ()), *insert_params]
+        sql = _compiled[key] = _fenced_sql(update.sql, insert_.sql, then, type(obj))
+    params = [*update.params, *(then.params if then is not None else ()), *insert_.params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         written = cursor.fetchone()
     if written is None:
         return Fenced(matched=False)
-    obj.pk = written[0]
-    obj._state.adding, obj._state.db = False, using
+    _saved(obj, written[0], using)
     return Fenced(matched=True, then_rows=written[1] if then is not None else 0)
 
 
@@ -136,8 +131,8 @@ def _fenced_sql(update_sql: str, insert_sql: str, then: Statement | None,
         only_if_fenced = "AND EXISTS (SELECT 1 FROM fenced)"
         ctes += f", then_ AS ({then.sql} {only_if_fenced} RETURNING 1)"
         returning += ", (SELECT count(*) FROM then_)"
-    sql = f"WITH {ctes} {into} SELECT {row} FROM fenced{returning}"  # nosec B608  # no values
-    return sql  # (Django's compiled statements only: the values are parameters)
+    # Django's compiled statements only: the values are parameters
+    return f"WITH {ctes} {into} SELECT {row} FROM fenced{returning}"  # nosec B608
 
 
 # A single-row INSERT as Django's Postgres compiler writes it, returning the primary key.
@@ -148,12 +143,17 @@ def insert(obj: Model, using: str = "default") -> Model:
     """``obj.save()`` of a new row (``INSERT … RETURNING`` its primary key), without
     signals; ``obj`` comes back saved, its defaults and ``auto_now_add`` times set."""
     connection = connections[using]
-    sql, params = _insert_sql(obj, using)
+    statement = _insert_statement(obj, using)
     meta = obj._meta
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        obj.pk = cursor.fetchone()[0] if _returns(connection) else \
+        cursor.execute(statement.sql, statement.params)
+        pk = cursor.fetchone()[0] if _returns(connection) else \
             connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+    return _saved(obj, pk, using)
+
+
+def _saved(obj: Model, pk: Any, using: str) -> Model:
+    obj.pk = pk
     obj._state.adding, obj._state.db = False, using
     return obj
 
@@ -162,7 +162,7 @@ def _returns(connection: Any) -> bool:
     return connection.features.can_return_columns_from_insert
 
 
-def _insert_sql(obj: Model, using: str) -> tuple[str, list[Any]]:
+def _insert_statement(obj: Model, using: str) -> Statement:
     connection = connections[using]
     meta = obj._meta
     fields = [f for f in meta.local_concrete_fields
@@ -177,8 +177,8 @@ def _insert_sql(obj: Model, using: str) -> tuple[str, list[Any]]:
         [(sql, django_params)] = compiler.as_sql()
         _check(len(django_params), len(fields), type(obj), "INSERT")
         _compiled[key] = sql
-    return sql, [f.get_db_prep_save(f.pre_save(obj, True), connection=connection)
-                 for f in fields]
+    return Statement(sql, tuple(f.get_db_prep_save(f.pre_save(obj, True), connection=connection)
+                                for f in fields))
 
 
 @dataclass(frozen=True)
