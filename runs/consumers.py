@@ -12,8 +12,8 @@ left. A check costs a few indexed queries; doing it on every message of every li
 those queries in the path of each live update (the bench's escalation latency), so a burst
 of messages shares one check.
 
-While connected, a consumer marks its groups as watched (``runs.watchers``) on joining and
-on a heartbeat: writers render a run's progress only for a run someone watches.
+While connected, a run page's consumer marks its run as watched (``runs.watchers``) on
+joining and on a heartbeat: writers render a run's progress only for a run someone watches.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import contextlib
 import time
 from importlib import import_module
 
-from asgiref.sync import sync_to_async
 from channels.auth import get_user
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -38,6 +37,7 @@ NOT_FOUND = 4404
 class LiveConsumer(AsyncWebsocketConsumer):
     groups_joined: list[str]
     checked_at: float = float("-inf")  # when access was last checked (time.monotonic)
+    watches: int | None = None  # the run whose page this is (``RunConsumer``)
     heartbeat: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
@@ -53,8 +53,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.checked_at = time.monotonic()
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
-        await sync_to_async(watchers.mark)(groups)
-        self.heartbeat = asyncio.create_task(self.keep_watching())
+        if self.watches is not None:
+            await database_sync_to_async(watchers.mark)(self.watches)
+            self.heartbeat = asyncio.create_task(self.keep_watching())
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -66,11 +67,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def keep_watching(self) -> None:
-        """Renew the watch marks of the groups still joined while the socket is open."""
+        """Renew the run's watch mark while the socket is open and still allowed."""
         while True:
             await asyncio.sleep(watchers.heartbeat_seconds())
-            if self.groups_joined:
-                await sync_to_async(watchers.mark)(list(self.groups_joined))
+            if self.groups_joined and self.watches is not None:
+                await database_sync_to_async(watchers.mark)(self.watches)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         """Clients only listen; anything they send is ignored."""
@@ -122,4 +123,5 @@ class RunConsumer(LiveConsumer):
         run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         if not selectors.can_see_run(user, run_id):
             return None
+        self.watches = run_id
         return [run_group(run_id)]

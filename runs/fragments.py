@@ -22,9 +22,9 @@ from .models import Escalation, Run, Step
 
 
 def run_progress(run: Run, step: Step | None) -> list[LiveEvent]:
-    group = run_group(run.pk)
-    if not watchers.watched(group):
+    if not watchers.watched(run):
         return []
+    group = run_group(run.pk)
     html = render_to_string("runs/run_detail.html#run-summary", {"run": run, "oob": True})
     if step is not None:
         html += render_to_string("runs/run_detail.html#step-append", {"step": step})

@@ -63,15 +63,25 @@ def begin(run_id: int, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry
 def finish(outcome: Finished) -> None:
     """Write the call's outcome (the row of a read-only call with it); inside the
     checkpoint's transaction."""
-    status = ToolCall.Status.FAILED if outcome.error else ToolCall.Status.SUCCEEDED
-    now = timezone.now()
     if outcome.unclaimed is not None:
-        row = outcome.unclaimed
-        row.status, row.result, row.error = status.value, outcome.result, outcome.error
-        row.started_at = row.finished_at = now
-        statements.insert(row)
+        statements.insert(finished_row(outcome))
         return
     statements.update_where(
         ToolCall, {"idempotency_key": outcome.key},
-        {"status": status.value, "result": outcome.result, "error": outcome.error,
-         "finished_at": now})
+        {"status": _status(outcome), "result": outcome.result, "error": outcome.error,
+         "finished_at": timezone.now()})
+
+
+def finished_row(outcome: Finished) -> ToolCall:
+    """A read-only call's row with its outcome, not written yet: for the checkpoint's own
+    statement to insert (``statements.update_where_then_insert``'s ``also``)."""
+    row = outcome.unclaimed
+    if row is None:
+        raise TypeError(f"{outcome.key}: a claimed call's row is written already (finish)")
+    row.status, row.result, row.error = _status(outcome), outcome.result, outcome.error
+    row.started_at = row.finished_at = timezone.now()
+    return row
+
+
+def _status(outcome: Finished) -> str:
+    return (ToolCall.Status.FAILED if outcome.error else ToolCall.Status.SUCCEEDED).value

@@ -26,13 +26,14 @@ from outside the engine: ``cancel``, ``abort``, ``expire`` (human-wait deadline)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -147,6 +148,11 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
     The lease is extended only when less than three quarters of it is left: most
     checkpoints then change no indexed column, so Postgres updates the row in place (a HOT
     update, its old version pruned on the page) instead of adding to every index.
+
+    On Postgres most checkpoints are one statement (``statements.update_where_then_insert``:
+    the run, the step, a read-only call's row, one budget row), sent in autocommit
+    (``_one_statement``); it also reads back whether anyone watches the run (``watchers``),
+    for the step's live fragment.
     """
     now = timezone.now()
     status = RunStatus(state.status)
@@ -184,21 +190,29 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
     row = _step_row(run, step, transcript) if step is not None else None
     # the team's row in the run's statement when one UPDATE is all it needs (a row once)
     folded = budget_writes[0] if row is not None and len(budget_writes) == 1 else None
-    with transaction.atomic():
+    held_there = folded is not None and folded is hold
+    # a hold the team refuses is not the run's either: taken back in the same statement
+    unless = {"reserved_usd": budgets.ZERO, "reserved_on": None} if held_there else None
+    # a read-only call's row rides with the step's
+    also = ([ledger.finished_row(finished)]
+            if row is not None and finished is not None and not finished.claimed else [])
+    with _transaction(alone=_one_statement(row, budget_writes, finished, escalation, status)):
         if finished is not None and finished.claimed:  # for whoever holds the run next
             ledger.finish(finished)
         fence = {"id": run.pk, "lease_owner": owner, "status": RunStatus.RUNNING.value}
         if row is None:  # compiled once: this runs on every step
-            written = statements.Fenced(statements.update_where(Run, fence, fields) == 1)
-        else:  # the step row (and the team's) only when the fence matched
-            written = statements.update_where_then_insert(Run, fence, fields, row,
-                                                          then=folded)
+            written = statements.update_where_returning(Run, fence, fields, WATCH)
+        else:  # the step row (and the team's, the call's) only when the fence matched
+            written = statements.update_where_then_insert(
+                Run, fence, fields, row, then=folded, unless_then=unless, also=also,
+                returning=WATCH)
         if written.matched:
-            if finished is not None and not finished.claimed:  # a read-only call's row
-                ledger.finish(finished)
+            if finished is not None and not finished.claimed and not also:
+                ledger.finish(finished)  # a read-only call's row, with no step to ride with
             for name, value in fields.items():
                 setattr(run, name, value)
-            held = written.then_rows if folded is not None and folded is hold else None
+            run.watched_until = written.returned[0]  # read in the same statement
+            held = written.then_rows if held_there else None
             for statement in budget_writes:  # the run row is locked: now the team's
                 if statement is not folded:
                     rows = statements.run(statement)
@@ -206,13 +220,36 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
             if holding and held == 1:
                 held_on = now.date()
             elif holding:  # it did not fit: the call reserves on its own
-                Run.objects.filter(pk=run.pk).update(reserved_usd=budgets.ZERO, reserved_on=None)
+                if unless is None:  # (otherwise the statement took it back)
+                    Run.objects.filter(pk=run.pk).update(reserved_usd=budgets.ZERO,
+                                                         reserved_on=None)
                 run.reserved_usd, run.reserved_on = budgets.ZERO, None
             _record_pause_or_end(run, state, step, escalation, row, now)
     if not written.matched:
         budgets.settle(settlements, held=False)
         raise LeaseLost(f"run {run.pk} is no longer ours")
     return held_on
+
+
+# What a checkpoint reads back from the run's row: whether anyone watches (``watchers``).
+WATCH = ("watched_until",)
+
+
+def _one_statement(row: Step | None, budget_writes: Sequence[statements.Statement],
+                   finished: ledger.Finished | None, escalation: EscalationRequest | None,
+                   status: RunStatus) -> bool:
+    """Is the checkpoint one statement on Postgres (the run, its step, a read-only tool
+    call's row and at most one budget row)? Then it needs no transaction of its own: a
+    statement is atomic, and BEGIN and COMMIT would be two more round trips on every
+    step. Not when it pauses or ends the run (the escalation, the audit, the outbox rows)
+    or finishes a claimed call (written before the fence: see ``checkpoint``)."""
+    return (connection.vendor == "postgresql" and row is not None and escalation is None
+            and status == RunStatus.RUNNING and len(budget_writes) <= 1
+            and (finished is None or not finished.claimed))
+
+
+def _transaction(*, alone: bool) -> AbstractContextManager[Any]:
+    return nullcontext() if alone else transaction.atomic()
 
 
 def _record_pause_or_end(run: Run, state: RunState, step: StepRecord | None,

@@ -45,6 +45,41 @@ def update_where(model: type[Model], where: dict[str, Any], values: dict[str, An
     return run(_update_statement(model, where, values, using), using)
 
 
+def update_where_returning(model: type[Model], where: dict[str, Any], values: dict[str, Any],
+                           returning: Sequence[str], using: str = "default") -> Fenced:
+    """``update_where`` of one row, and that row's ``returning`` fields as they are after it
+    (``UPDATE … RETURNING``, Postgres and SQLite alike), as the ORM would read them."""
+    connection = connections[using]
+    update = _update_statement(model, where, values, using)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{update.sql} RETURNING {_columns(model, returning, connection)}",
+                       update.params)
+        row = cursor.fetchone()
+    if row is None:
+        return Fenced(matched=False)
+    return Fenced(matched=True, returned=_from_db(model, returning, row, connection))
+
+
+def _columns(model: type[Model], names: Sequence[str], connection: Any) -> str:
+    quote = connection.ops.quote_name
+    return ", ".join(quote(model._meta.get_field(name).column) for name in names)
+
+
+def _from_db(model: type[Model], names: Sequence[str], row: Sequence[Any],
+             connection: Any) -> tuple[Any, ...]:
+    """Raw column values as the ORM gives them (a datetime from SQLite's text, say): the
+    backend's and the field's converters, as the compiler applies them."""
+    values = []
+    for name, value in zip(names, row, strict=True):
+        field = model._meta.get_field(name)
+        column = field.get_col(model._meta.db_table)
+        for convert in (*connection.ops.get_db_converters(column),
+                        *field.get_db_converters(connection)):
+            value = convert(value, column, connection)
+        values.append(value)
+    return tuple(values)
+
+
 def _update_statement(model: type[Model], where: dict[str, Any], values: dict[str, Any],
                       using: str) -> Statement:
     connection = connections[using]
@@ -78,63 +113,165 @@ class Fenced:
 
     matched: bool  # the fence matched: the row was updated and ``obj`` inserted
     then_rows: int = 0  # the rows ``then`` changed (0 when the fence refused)
+    returned: tuple[Any, ...] = ()  # the updated row's ``returning`` fields
 
 
 def update_where_then_insert(model: type[Model], where: dict[str, Any],
                              values: dict[str, Any], obj: Model, using: str = "default", *,
-                             then: Statement | None = None) -> Fenced:
-    """``update_where`` and, only when its fence matched, ``insert(obj)`` and ``then`` (an
-    UPDATE of another table): all of it or nothing.
+                             then: Statement | None = None,
+                             unless_then: dict[str, Any] | None = None,
+                             also: Sequence[Model] = (),
+                             returning: Sequence[str] = ()) -> Fenced:
+    """``update_where`` and, only when its fence matched, ``insert(obj)``, the rows of
+    ``also`` (other models' new rows) and ``then`` (an UPDATE of another table): all of it
+    or nothing. ``unless_then``: values of some of ``values`` for when ``then`` changed no
+    row (a hold the team refused is not the run's either). ``returning``: the updated row's
+    fields to read back (``Fenced.returned``).
 
-    On Postgres it is one statement — the UPDATE in a ``WITH`` that the INSERT selects
-    from (``INSERT … SELECT … FROM fenced``: no row to select, nothing inserted), ``then``
-    in a second ``WITH`` that changes nothing unless ``fenced`` has its row — so a
-    checkpoint pays one parse, plan and round trip per statement fewer on every step. The
-    fenced UPDATE still locks its row before ``then`` locks any: ``then`` runs when the
-    INSERT's ``RETURNING`` counts its rows, after the INSERT read ``fenced``, or at the end
-    of the statement when there was nothing to insert. (``then`` must not change a row
-    ``fenced`` changes: one statement changes a row once.) Elsewhere (SQLite has no UPDATE
-    in a WITH) these are the statements one after the other, in the caller's transaction
-    either way."""
+    On Postgres it is one statement — the UPDATE in a ``WITH`` that the INSERTs select from
+    (``INSERT … SELECT … FROM fenced``: no row to select, nothing inserted), ``then`` in
+    another ``WITH`` that changes nothing unless the fence matched — so a checkpoint pays
+    one parse, plan and round trip, and needs no transaction of its own. The run row is
+    locked before ``then`` locks any, the order every budget write keeps: ``then`` runs
+    when the INSERT's ``RETURNING`` counts its rows, after the INSERT read ``fenced``, or
+    at the end of the statement when there was nothing to insert. With ``unless_then`` the
+    UPDATE needs ``then``'s answer first, so a ``locked`` ``WITH`` takes the row's lock
+    (``FOR UPDATE``), ``then`` runs on it, and the UPDATE reads ``then`` (``CASE``). (A row
+    that ``fenced`` changes must not be ``then``'s: one statement changes a row once.)
+    Elsewhere (SQLite has no UPDATE in a WITH) these are the statements one after the
+    other, in the caller's transaction."""
     connection = connections[using]
     if connection.vendor != "postgresql":
-        if not update_where(model, where, values, using):
-            return Fenced(matched=False)
-        insert(obj, using)
-        return Fenced(matched=True, then_rows=run(then, using) if then is not None else 0)
+        return _one_by_one(model, where, values, obj, using, then, unless_then or {}, also,
+                           returning)
     update, insert_ = _update_statement(model, where, values, using), _insert_statement(obj, using)
-    key = ("update+insert", update.sql, insert_.sql, then.sql if then is not None else None)
+    others = [_insert_statement(row, using) for row in also]
+    columns = _columns(model, returning, connection) if returning else ""
+    params = list(update.params)
+    if unless_then:
+        if then is None:
+            raise TypeError("unless_then: values for when a then changed no row; no then")
+        update_sql, params = _unless(update.sql, params, model, values, unless_then, connection)
+    else:
+        update_sql = update.sql
+    key = ("fenced", update_sql, insert_.sql, then.sql if then is not None else None,
+           bool(unless_then), tuple(o.sql for o in others), columns)
     sql = _compiled.get(key)
     if sql is None:
-        sql = _compiled[key] = _fenced_sql(update.sql, insert_.sql, then, type(obj))
-    params = [*update.params, *(then.params if then is not None else ()), *insert_.params]
+        sql = _compiled[key] = _fenced_sql(update_sql, insert_.sql, then, type(obj), columns,
+                                           [o.sql for o in others], locked=bool(unless_then))
+    then_params = list(then.params) if then is not None else []
+    ordered = ([*update.params[len(update.params) - len(where):], *then_params, *params]
+               if unless_then else [*params, *then_params])
+    for other in others:
+        ordered += other.params
+    ordered += insert_.params
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, ordered)
         written = cursor.fetchone()
     if written is None:
         return Fenced(matched=False)
     _saved(obj, written[0], using)
-    return Fenced(matched=True, then_rows=written[1] if then is not None else 0)
+    rest = list(written[1:])
+    then_rows = rest.pop(0) if then is not None else 0
+    for row in also:
+        _saved(row, rest.pop(0), using)
+    return Fenced(matched=True, then_rows=then_rows,
+                  returned=_from_db(model, returning, rest, connection) if returning else ())
+
+
+def _one_by_one(model: type[Model], where: dict[str, Any], values: dict[str, Any], obj: Model,
+                using: str, then: Statement | None, unless_then: dict[str, Any],
+                also: Sequence[Model], returning: Sequence[str]) -> Fenced:
+    """``update_where_then_insert`` as one statement after the other (not Postgres)."""
+    if returning:
+        fenced = update_where_returning(model, where, values, returning, using)
+    else:
+        fenced = Fenced(matched=update_where(model, where, values, using) == 1)
+    if not fenced.matched:
+        return fenced
+    insert(obj, using)
+    for row in also:
+        insert(row, using)
+    then_rows = run(then, using) if then is not None else 0
+    if unless_then and not then_rows:
+        update_where(model, where, unless_then, using)
+    return Fenced(matched=True, then_rows=then_rows, returned=fenced.returned)
+
+
+def _unless(update_sql: str, params: list[Any], model: type[Model], values: dict[str, Any],
+            unless_then: dict[str, Any], connection: Any) -> tuple[str, list[Any]]:
+    """The compiled UPDATE with each field of ``unless_then`` set by ``CASE WHEN`` ``then_``
+    changed a row ``THEN`` its value ``ELSE`` the other: the SQL and its parameters."""
+    quote = connection.ops.quote_name
+    out: list[Any] = []
+    position = 0  # the parameters of the SET clause come in the order of ``values``
+    for name, value in values.items():
+        field = model._meta.get_field(name)
+        if name in unless_then:
+            other = unless_then[name]
+            assignment = f"{quote(field.column)} = {'%s' if value is not None else 'NULL'}"
+            if update_sql.count(assignment) != 1:
+                raise TypeError(f"UPDATE of {model.__name__}: no single {assignment}")
+            otherwise = "NULL" if other is None else "%s"
+            then_value = "%s" if value is not None else "NULL"
+            # a column's name and placeholders: the values are parameters
+            case = f"CASE WHEN EXISTS (SELECT 1 FROM then_) THEN {then_value} ELSE {otherwise} END"  # nosec B608  # noqa: E501
+            update_sql = update_sql.replace(assignment, f"{quote(field.column)} = {case}")
+        if value is not None:
+            out.append(params[position])
+            position += 1
+        if name in unless_then and unless_then[name] is not None:
+            out.append(field.get_db_prep_save(unless_then[name], connection=connection))
+    return update_sql, [*out, *params[position:]]
 
 
 def _fenced_sql(update_sql: str, insert_sql: str, then: Statement | None,
-                model: type[Model]) -> str:
+                model: type[Model], columns: str = "", others: Sequence[str] = (), *,
+                locked: bool = False) -> str:
+    """The one statement (see ``update_where_then_insert``). Every part is SQL that
+    Django's compiler wrote, or a name from the models: the values are parameters."""
+    into, row, returning = _parts(insert_sql, model)
+    ctes = []
+    if then is not None and " WHERE " not in then.sql:  # Django's WHERE: the last clause
+        raise TypeError(f"an UPDATE after a fence needs a WHERE: {then.sql}")
+    after = "locked" if locked else "fenced"  # what ``then`` waits for
+    if locked:  # the row first, then ``then``, then the UPDATE that reads it
+        table, where = _TABLE_WHERE.fullmatch(update_sql).groups()  # type: ignore[union-attr]
+        ctes.append(f"locked AS (SELECT 1 FROM {table} WHERE {where} FOR UPDATE)")  # nosec B608  # compiled SQL
+    then_cte = (f"then_ AS ({then.sql} AND EXISTS (SELECT 1 FROM {after}) RETURNING 1)"  # nosec B608  # compiled SQL
+                if then is not None else None)
+    if then_cte is not None and locked:
+        ctes.append(then_cte)
+    ctes.append(f"fenced AS ({update_sql} RETURNING {columns or 1})")
+    if then_cte is not None and not locked:
+        ctes.append(then_cte)
+    if then is not None:
+        returning += ", (SELECT count(*) FROM then_)"
+    for i, other in enumerate(others):
+        other_into, other_row, other_returning = _parts(other, model)
+        key = other_returning.split()[-1].split(".")[-1]  # "table"."id": its "id"
+        ctes.append(f"also_{i} AS ({other_into} SELECT {other_row} FROM fenced"  # nosec B608  # compiled SQL
+                    f"{other_returning})")
+        returning += f", (SELECT {key} FROM also_{i})"  # nosec B608  # a column's name
+    if columns:  # the fenced row's: one row, read by name in a subquery each
+        returning += "".join(f", (SELECT {c} FROM fenced)"  # nosec B608  # columns' names
+                             for c in columns.split(", "))
+    # Django's compiled statements only: the values are parameters
+    return f"WITH {', '.join(ctes)} {into} SELECT {row} FROM fenced{returning}"  # nosec B608
+
+
+def _parts(insert_sql: str, model: type[Model]) -> tuple[str, str, str]:
     match = _INSERT.fullmatch(insert_sql)
     if match is None:
         raise TypeError(f"INSERT of {model.__name__} is not INSERT … VALUES (…) "
                         f"RETURNING …: {insert_sql}")
     into, row, returning = match.groups()
-    ctes = f"fenced AS ({update_sql} RETURNING 1)"
-    if then is not None:
-        if " WHERE " not in then.sql:  # Django's WHERE is the UPDATE's last clause
-            raise TypeError(f"an UPDATE after a fence needs a WHERE: {then.sql}")
-        only_if_fenced = "AND EXISTS (SELECT 1 FROM fenced)"
-        ctes += f", then_ AS ({then.sql} {only_if_fenced} RETURNING 1)"
-        returning += ", (SELECT count(*) FROM then_)"
-    # Django's compiled statements only: the values are parameters
-    return f"WITH {ctes} {into} SELECT {row} FROM fenced{returning}"  # nosec B608
+    return into, row, returning
 
 
+# An UPDATE as Django's compiler writes it: its table, and its WHERE (the last clause).
+_TABLE_WHERE = re.compile(r"UPDATE (\S+) SET .+ WHERE (.+)", re.DOTALL)
 # A single-row INSERT as Django's Postgres compiler writes it, returning the primary key.
 _INSERT = re.compile(r"(INSERT INTO .+?\)) VALUES \((.+)\)( RETURNING [^()]+)", re.DOTALL)
 

@@ -1,41 +1,38 @@
-"""Who is listening: a live group is *watched* while a websocket in it said so lately.
+"""Who is listening: a run is *watched* while a page of it said so lately.
 
 Rendering a run's progress fragment costs about a millisecond a step, and most steps of
-most runs happen with nobody looking (``make bench``, step overhead). So every consumer
-marks its groups in the cache when it joins them and again every ``heartbeat_seconds()``
-while it stays, each mark living ``LIVE_WATCH_SECONDS``; a writer asks ``watched(group)``
-(one cache read) before it renders anything for that group.
+most runs happen with nobody looking (``make bench``, step overhead). So a run page's
+websocket marks its run when it connects and again every ``heartbeat_seconds()`` while it
+stays: ``Run.watched_until``, ``LIVE_WATCH_SECONDS`` ahead. A checkpoint reads the mark back
+in its own statement (``lifecycle.checkpoint``), so deciding whether to render a step costs
+no round trip; ``watched(run)`` is a comparison.
 
-The mark errs towards rendering: a group stays watched for up to ``LIVE_WATCH_SECONDS``
-after its last listener left. The other way round cannot happen while a listener's event
-loop keeps its heartbeat, and a page that connects misses nothing: it was rendered with the
-run as it was, and the next step is published to it. The embedded mode's cache is the
-process's own memory, as its channel layer is: a mark is seen where its events are heard.
+The mark errs towards rendering: a run stays watched for up to ``LIVE_WATCH_SECONDS`` after
+its last page left. The other way round cannot happen while a listener's event loop keeps
+its heartbeat. The team's inbox is not marked: its events are small signals, sent always.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
+from django.utils import timezone
 
-
-def _key(group: str) -> str:
-    return f"live:watch:{group}"
+from .models import Run
 
 
 def heartbeat_seconds() -> float:
-    """How often a listener renews its marks: three times per mark's life."""
+    """How often a listener renews its mark: three times per mark's life."""
     return settings.LIVE_WATCH_SECONDS / 3
 
 
-def mark(groups: Iterable[str]) -> None:
-    """Someone listens to ``groups`` now (a consumer joined them, or is still there)."""
-    # whole seconds: Redis expiries are (Django's backend truncates, and 0.6 would be 0)
-    cache.set_many({_key(g): 1 for g in groups}, timeout=math.ceil(settings.LIVE_WATCH_SECONDS))
+def mark(run_id: int) -> None:
+    """Someone has the run's page open now (its socket joined, or is still there)."""
+    until = timezone.now() + timedelta(seconds=settings.LIVE_WATCH_SECONDS)
+    Run.objects.filter(pk=run_id).update(watched_until=until)
 
 
-def watched(group: str) -> bool:
-    return cache.get(_key(group)) is not None
+def watched(run: Run) -> bool:
+    """Was the run watched when ``run`` was last read or checkpointed?"""
+    return run.watched_until is not None and run.watched_until > timezone.now()

@@ -107,6 +107,9 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Until when someone has this run's page open (``runs.watchers``): each checkpoint reads
+    # it back in its own statement, so knowing whether to render the step costs nothing.
+    watched_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         indexes = [

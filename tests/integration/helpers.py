@@ -38,17 +38,20 @@ def refunds(data_dir: Path) -> list[dict]:
 def writes(captured_queries: list[dict]) -> list[str]:
     """``UPDATE table`` / ``INSERT table`` of each write captured, in the order their rows
     are written: a ``WITH`` statement (``runs.statements.update_where_then_insert``) is
-    its fenced UPDATE, the INSERT that selects from it, then the UPDATEs after it."""
+    its fenced UPDATE, the INSERT that selects from it, the other INSERTs that do
+    (``also_``), then the UPDATE after it (``then_``)."""
     out = []
     for query in captured_queries:
         words = query["sql"].replace("(", " ").split()
-        found = []
+        found: list[tuple[str, str]] = []  # (the WITH's name, or "" for the statement, write)
         for i, word in enumerate(words):
+            name = words[i - 2] if i >= 2 and words[i - 1].upper() == "AS" else ""
             if word.upper() == "UPDATE" and (i == 0 or words[0].upper() == "WITH"):
-                found.append(f"UPDATE {words[i + 1].strip(chr(34))}")
+                found.append((name, f"UPDATE {words[i + 1].strip(chr(34))}"))
             elif word.upper() == "INSERT" and words[i + 1].upper() == "INTO":
-                found.append(f"INSERT {words[i + 2].strip(chr(34))}")
+                found.append((name, f"INSERT {words[i + 2].strip(chr(34))}"))
         if words and words[0].upper() == "WITH":
-            found = [found[0], found[-1], *found[1:-1]]
-        out += found
+            order = {"fenced": 0, "": 1, "then_": 3}  # the others: also_0, also_1 …
+            found.sort(key=lambda named: order.get(named[0], 2))
+        out += [write for _name, write in found]
     return out

@@ -102,10 +102,12 @@ def test_the_team_budget_is_settled_by_the_steps_own_commits(demo):
     assert all(Run.objects.get(pk=r.pk).reserved_usd == 0 for r in runs)
 
 
-def test_a_model_steps_checkpoint_is_one_transaction(demo, monkeypatch):
+def test_a_model_or_tool_steps_checkpoint_is_one_transaction(demo, monkeypatch):
     """Driven by hand on this thread: a model step's commit writes the run, the team's
     spend (the call's settlement) and the step in the checkpoint's one atomic block, and
-    the settlement writes nothing before it (``DjangoTeamBudget.settle`` only notes it)."""
+    the settlement writes nothing before it (``DjangoTeamBudget.settle`` only notes it); a
+    read-only tool step's writes the run, the step, the call's row and the next call's
+    hold. On Postgres either is one statement, sent on its own: no BEGIN, no COMMIT."""
     from runs import adapters, budgets, enqueue, execution
 
     monkeypatch.setattr(enqueue, "advance_run", lambda *a, **k: None)
@@ -119,21 +121,37 @@ def test_a_model_steps_checkpoint_is_one_transaction(demo, monkeypatch):
         assert not [q for q in ctx.captured_queries if "UPDATE" in q["sql"].upper()]
 
     def watched_commit(store, state, step=None, escalation=None):
-        with CaptureQueriesContext(connection) as ctx:
+        in_transaction: list[bool] = []
+
+        def note(execute, sql, params, many, context):
+            if sql.split()[0].upper() not in ("BEGIN", "COMMIT"):  # SQLite's own
+                in_transaction.append(not connection.get_autocommit())
+            return execute(sql, params, many, context)
+
+        with CaptureQueriesContext(connection) as ctx, connection.execute_wrapper(note):
             commit(store, state, step, escalation)
-        if step is not None and step.kind.value == "model":
-            captured.append((writes(ctx.captured_queries),
+        if step is not None and step.kind.value in ("model", "tool"):
+            captured.append((step.kind.value, writes(ctx.captured_queries),
                              [q for q in ctx.captured_queries
-                              if q["sql"].split()[0].upper() in ("UPDATE", "INSERT", "WITH")]))
+                              if q["sql"].split()[0].upper() in ("UPDATE", "INSERT", "WITH")],
+                             in_transaction))
 
     monkeypatch.setattr(adapters.DjangoRunStore, "commit", watched_commit)
     monkeypatch.setattr(budgets.DjangoTeamBudget, "settle", watched_settle)
     while execution.advance(run.pk) == execution.MORE_WORK:
         pass
     assert captured
-    for written, statements in captured:  # run, step, spend: one statement on Postgres
-        assert written == ["UPDATE runs_run", "INSERT runs_step", "UPDATE runs_teamdailyspend"]
-        assert len(statements) == (1 if connection.vendor == "postgresql" else 3)
+    postgres = connection.vendor == "postgresql"
+    expected = {  # a model step settles its call; a tool step holds for the next one
+        "model": ["UPDATE runs_run", "INSERT runs_step", "UPDATE runs_teamdailyspend"],
+        "tool": ["UPDATE runs_run", "INSERT runs_step", "INSERT runs_toolcall",
+                 "UPDATE runs_teamdailyspend"],
+    }
+    assert {kind for kind, *_ in captured} == {"model", "tool"}
+    for kind, written, statements, in_transaction in captured:  # one statement on Postgres
+        assert written == expected[kind]
+        assert len(statements) == (1 if postgres else len(expected[kind]))
+        assert not any(in_transaction) if postgres else all(in_transaction)
 
 
 def test_a_system_message_that_does_not_end_with_the_passages_is_stored_as_it_is():

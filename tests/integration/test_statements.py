@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from runs import statements
@@ -167,3 +168,80 @@ def test_an_update_after_the_fence_changes_its_row_only_when_the_fence_matched(d
     assert (done.matched, done.then_rows, reserved()) == (False, 0, Decimal("0.5"))
     assert lost.pk is None and Run.objects.get(pk=run.pk).step_count == 2
     assert Step.objects.filter(run=run).count() == 2
+
+
+def test_values_the_run_takes_only_when_the_update_after_the_fence_changed_no_row(demo):
+    """A tool step's checkpoint holds the next call on the team's row (``then``) and on the
+    run's (``reserved_usd``, ``reserved_on``): a hold the team refuses is not the run's
+    either (``unless_then``), decided in the same statement on Postgres."""
+    from django.db import connection
+
+    from runs import budgets
+    from runs.models import TeamDailySpend
+
+    team = demo["team"]
+    team.daily_budget_usd = Decimal("1.00")
+    team.save()
+    day = date(2026, 11, 29)
+    TeamDailySpend.objects.create(team=team, day=day, spent_usd=Decimal("0.25"))
+    run = waiting_run(team)
+    fence = {"id": run.pk, "status": "waiting_human", "lease_owner": ""}
+    unless = {"reserved_usd": budgets.ZERO, "reserved_on": None}
+
+    def hold(amount, index, where=fence):
+        values = {"step_count": index + 1, "reserved_usd": amount, "reserved_on": day}
+        return statements.update_where_then_insert(
+            Run, where, values, Step(run=run, index=index, kind="tool", name="lookup_order"),
+            then=budgets.hold_statement(team.pk, amount, day), unless_then=unless,
+            returning=("reserved_usd", "reserved_on", "step_count"))
+
+    def sides():
+        row = Run.objects.get(pk=run.pk)
+        return (row.reserved_usd, row.reserved_on,
+                TeamDailySpend.objects.get(team=team, day=day).reserved_usd)
+
+    done = hold(Decimal("0.5"), 0)
+    assert (done.matched, done.then_rows) == (True, 1)
+    assert done.returned == (Decimal("0.5"), day, 1)  # as the ORM reads them
+    assert sides() == (Decimal("0.5"), day, Decimal("0.5"))
+
+    done = hold(Decimal("0.5"), 1)  # 0.25 spent + 0.5 held + 0.5 > 1: refused
+    assert (done.matched, done.then_rows) == (True, 0)
+    assert sides() == (Decimal("0"), None, Decimal("0.5"))  # the run holds nothing either
+    assert Step.objects.filter(run=run).count() == 2  # the step is written all the same
+
+    done = hold(Decimal("0.125"), 2, {**fence, "lease_owner": "someone"})  # not ours
+    assert not done.matched and sides() == (Decimal("0"), None, Decimal("0.5"))
+    assert Step.objects.filter(run=run).count() == 2
+    if connection.vendor == "postgresql":  # one statement whatever the team said
+        with CaptureQueriesContext(connection) as ctx:
+            hold(Decimal("0.5"), 3)
+        assert len(ctx.captured_queries) == 1
+
+
+def test_other_rows_ride_with_the_step_only_when_the_fence_matched(demo):
+    """A read-only tool call's row (``also``) is inserted with its step's, or not at all."""
+    from runs.models import ToolCall
+
+    run = waiting_run(demo["team"])
+    fence = {"id": run.pk, "status": "waiting_human", "lease_owner": ""}
+
+    def call(key):
+        return ToolCall(run=run, idempotency_key=key, tool="lookup_order",
+                        args={"order_id": "1077"}, status="succeeded",
+                        result={"status": "shipped"}, started_at=timezone.now(),
+                        finished_at=timezone.now())
+
+    ok = call(f"{run.pk}:0")
+    done = statements.update_where_then_insert(
+        Run, fence, {"step_count": 1}, Step(run=run, index=0, kind="tool", name="lookup_order"),
+        also=[ok])
+    assert done.matched and ok.pk is not None and not ok._state.adding
+    assert ToolCall.objects.get(pk=ok.pk).result == {"status": "shipped"}
+
+    lost = call(f"{run.pk}:1")
+    done = statements.update_where_then_insert(
+        Run, {**fence, "lease_owner": "someone"}, {"step_count": 2},
+        Step(run=run, index=1, kind="tool", name="lookup_order"), also=[lost])
+    assert not done.matched and lost.pk is None
+    assert list(ToolCall.objects.filter(run=run).values_list("pk", flat=True)) == [ok.pk]
