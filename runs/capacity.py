@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from agentdesk.runtime.outcomes import RunStatus
 
-from . import enqueue
+from . import enqueue, statements
 from .models import Run, Team
 
 
@@ -32,7 +32,7 @@ def has_capacity(run: Run) -> bool:
 def start_queued_runs(team_id: int) -> int:
     """A run of ``team_id`` stopped running: enqueue its oldest queued runs, as many as it
     has free slots. Returns how many were enqueued."""
-    cap = Team.objects.filter(pk=team_id).values_list("max_running_runs", flat=True).first()
+    cap = statements.value_of(Team, "max_running_runs", team_id)  # after every run's end
     if not cap:
         return 0
     running = Run.objects.filter(team_id=team_id, status=RunStatus.RUNNING).count()

@@ -245,3 +245,18 @@ def test_other_rows_ride_with_the_step_only_when_the_fence_matched(demo):
         Step(run=run, index=1, kind="tool", name="lookup_order"), also=[lost])
     assert not done.matched and lost.pk is None
     assert list(ToolCall.objects.filter(run=run).values_list("pk", flat=True)) == [ok.pk]
+
+
+def test_one_value_by_primary_key_as_the_orm_reads_it(demo):
+    """``value_of``: what ``filter(pk=…).values_list(name, flat=True).first()`` gives,
+    converted as the ORM converts it (a datetime from SQLite's text), None for no row."""
+    from runs.models import Team
+
+    team = demo["team"]
+    team.max_running_runs = 3
+    team.save()
+    assert statements.value_of(Team, "max_running_runs", team.pk) == 3
+    assert statements.value_of(Team, "max_running_runs", 10**9) is None
+    run = waiting_run(team)
+    assert statements.value_of(Run, "created_at", run.pk) == \
+        Run.objects.values_list("created_at", flat=True).get(pk=run.pk)
