@@ -71,8 +71,32 @@ class SharedPoolRedisCache(RedisCache):
         return int(pipe.execute()[0])
 
 
+    def set_then_get(self, set_key: str, value: Any, timeout: float | None, get_key: str,
+                     version: int | None = None) -> Any:
+        """``set(set_key, value, timeout)``, then ``get(get_key)`` (None when missing): one
+        round trip, a pipeline, where the two calls took two."""
+        stored = self.make_and_validate_key(set_key, version=version)
+        wanted = self.make_and_validate_key(get_key, version=version)
+        serializer = self._cache._serializer
+        pipe = self._cache.get_client(stored, write=True).pipeline(transaction=False)
+        seconds = self.get_backend_timeout(timeout)
+        if seconds == 0:
+            pipe.delete(stored)
+        else:
+            pipe.set(stored, serializer.dumps(value), ex=seconds)
+        pipe.get(wanted)
+        got = pipe.execute()[1]
+        return None if got is None else serializer.loads(got)
+
+
 class CounterLocMemCache(LocMemCache):
     """The embedded default's process-memory cache, with the same counter."""
+
+    def set_then_get(self, set_key: str, value: Any, timeout: float | None, get_key: str,
+                     version: int | None = None) -> Any:
+        """``set`` then ``get``, as ``SharedPoolRedisCache.set_then_get`` (in memory)."""
+        self.set(set_key, value, timeout=timeout, version=version)
+        return self.get(get_key, version=version)
 
     def incr_expiring(self, key: str, timeout: float | None = DEFAULT_TIMEOUT,
                       version: int | None = None) -> int:

@@ -23,9 +23,10 @@ weighs on both sides alike. ``step_overhead_vs_dbos`` = AgentDesk's step p50 ÷ 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from tests.stack import production_mode
@@ -38,6 +39,10 @@ section = Section("Step overhead")
 TARGETS = {"step_overhead_vs_dbos": Target("<=", 1.0, "(AgentDesk p50 ÷ DBOS p50)")}
 RUNS = 250
 WARMUP_RUNS = 20
+# Then the same mix again with the two per-step features a DBOS no-op step has no part of:
+# the response cache off (a policy setting) and the tool breakers in this process's memory
+# instead of Redis — what those cost, beside the same anchor.
+BARE_RUNS = 150
 # After every BLOCK runs: one DBOS workflow of DBOS_STEPS no-op steps, FLOOR_COMMITS commits.
 BLOCK = 10
 DBOS_STEPS = 20
@@ -204,19 +209,47 @@ def run() -> dict[str, float]:
             _drive(probe, workload.submit(team, tasks[i % len(tasks)]["message"]))
             if i % BLOCK == BLOCK - 1:
                 anchors.sample(recording=probe.recording)
+        samples, probe.samples = probe.samples, []
+        with _without_cache_and_redis_breakers(team):
+            for i in range(BARE_RUNS):
+                _drive(probe, workload.submit(team, tasks[i % len(tasks)]["message"]))
+                if i % BLOCK == BLOCK - 1:
+                    anchors.sample(recording=True)
         anchor_metrics = anchors.metrics()
     finally:
         probe.uninstall()
         if anchors is not None:
             anchors.close()
         env.close()
-    return _summarise(probe.samples, anchor_metrics)
+    return _summarise(samples, anchor_metrics, bare=probe.samples)
 
 
-def _summarise(samples: list[dict[str, Any]],
-               anchors: dict[str, float]) -> dict[str, float]:
+@contextlib.contextmanager
+def _without_cache_and_redis_breakers(team: Any) -> Iterator[None]:
+    """The team's policy with no response cache, and this process's breakers in memory."""
+    from agentdesk.runtime.breaker import InMemoryBreakerStore
+    from runs import execution
+    from runs.models import Agent
+
+    policy = Agent.objects.get(team=team, slug=workload.AGENT).policy
+    ttl, store = policy.cache_ttl_seconds, execution.breaker_store
+    policy.cache_ttl_seconds = 0
+    policy.save()
+    memory = InMemoryBreakerStore()
+    execution.breaker_store = lambda: memory
+    try:
+        yield
+    finally:
+        execution.breaker_store = store
+        policy.cache_ttl_seconds = ttl
+        policy.save()
+
+
+def _summarise(samples: list[dict[str, Any]], anchors: dict[str, float],
+               bare: list[dict[str, Any]]) -> dict[str, float]:
     times = [s["ms"] for s in samples]
     metrics = {
+        "step_overhead_bare_p50_ms": round(percentile([s["ms"] for s in bare], 50), 3),
         "step_overhead_p50_ms": round(percentile(times, 50), 3),
         "step_overhead_p95_ms": round(percentile(times, 95), 3),
         "step_overhead_mean_ms": round(sum(times) / len(times), 3),
@@ -227,13 +260,16 @@ def _summarise(samples: list[dict[str, Any]],
     if anchors:
         metrics["step_overhead_vs_dbos"] = round(
             metrics["step_overhead_p50_ms"] / anchors["anchor_dbos_step_p50_ms"], 3)
+        metrics["step_overhead_bare_vs_dbos"] = round(
+            metrics["step_overhead_bare_p50_ms"] / anchors["anchor_dbos_step_p50_ms"], 3)
         metrics["step_overhead_vs_commit"] = round(
             metrics["step_overhead_p50_ms"] / anchors["anchor_commit_p50_ms"], 2)
-    _write_section(metrics, samples)
+    _write_section(metrics, samples, bare)
     return metrics
 
 
-def _write_section(metrics: dict[str, float], samples: list[dict[str, Any]]) -> None:
+def _write_section(metrics: dict[str, float], samples: list[dict[str, Any]],
+                   bare: list[dict[str, Any]]) -> None:
     s = section
     s.lines.clear()
     times = [x["ms"] for x in samples]
@@ -272,10 +308,25 @@ def _write_section(metrics: dict[str, float], samples: list[dict[str, Any]]) -> 
     by_kind: dict[str, list[float]] = defaultdict(list)
     for x in samples:
         by_kind[x["kind"]].append(x["ms"])
-    s.add("By step kind:")
-    s.table(["kind", "steps", "p50 ms", "p95 ms", "mean ms"],
-            [[k, len(v), percentile(v, 50), percentile(v, 95), sum(v) / len(v)]
+    bare_by_kind: dict[str, list[float]] = defaultdict(list)
+    for x in bare:
+        bare_by_kind[x["kind"]].append(x["ms"])
+    s.add("By step kind (and, last column, the same kind without the response cache and with "
+          "the tool breakers in memory: see below):")
+    s.table(["kind", "steps", "p50 ms", "p95 ms", "mean ms", "p50 ms without them"],
+            [[k, len(v), percentile(v, 50), percentile(v, 95), sum(v) / len(v),
+              percentile(bare_by_kind[k], 50) if bare_by_kind.get(k) else ""]
              for k, v in sorted(by_kind.items(), key=lambda kv: -len(kv[1]))])
+    if "step_overhead_bare_vs_dbos" in metrics:
+        s.add(f"**Without the two per-step features a no-op step has no part of** ({BARE_RUNS} "
+              "more runs of the same mix after the measurement, the anchors still interleaved): "
+              "the policy's response cache off (a model step then skips its Redis GET and "
+              "SET) and the tool breakers in this process's memory instead of Redis (a tool "
+              "step skips its EVALSHA and DEL). Step p50 "
+              f"{metrics['step_overhead_bare_p50_ms']:.2f} ms, "
+              f"**{metrics['step_overhead_bare_vs_dbos']:.2f}** × DBOS's; with them "
+              f"{metrics['step_overhead_p50_ms']:.2f} ms, "
+              f"{metrics['step_overhead_vs_dbos']:.2f} ×. The target is the latter.")
     means = _phase_means(samples)
     total = sum(times) / len(times)
     rows = [[name, ms, f"{ms / total:.0%}"] for name, ms in means.items()]

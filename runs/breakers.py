@@ -14,6 +14,7 @@ nothing would run for long anyway.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from functools import cache
@@ -29,16 +30,18 @@ KEY_PREFIX = "agentdesk:breaker:"
 # Consecutive failures are forgotten after a quiet day, so a stale count cannot linger.
 FAILURES_TTL_S = 86_400
 
-# KEYS[1] = breaker hash; ARGV = now, cooldown. Returns {allowed (0|1), until}.
+# KEYS[1] = breaker hash; ARGV = now, cooldown. Returns {allowed (0|1), until, pristine (0|1):
+# no hash at all, so a success has no failures to forget}.
 ALLOW = """
 local state = redis.call('HGET', KEYS[1], 'state')
-if not state or state == 'closed' then return {1, ''} end
+if not state then return {1, '', 1} end
+if state == 'closed' then return {1, '', 0} end
 local now = tonumber(ARGV[1])
 local until_s = redis.call('HGET', KEYS[1], 'until')
-if until_s and now < tonumber(until_s) then return {0, until_s} end
+if until_s and now < tonumber(until_s) then return {0, until_s, 0} end
 redis.call('HSET', KEYS[1], 'state', 'half_open',
            'until', string.format('%.17g', now + tonumber(ARGV[2])))
-return {1, ''}
+return {1, '', 0}
 """
 
 # KEYS[1] = breaker hash; ARGV = now, threshold, cooldown, ttl. Returns the new state.
@@ -79,27 +82,42 @@ class RedisBreakerStore:
         self.clock = clock
         self._allow = self.client.register_script(ALLOW)
         self._failure = self.client.register_script(FAILURE)
+        self._pristine = threading.local()  # tools whose last allow here found no state
 
     def key(self, tool: str) -> str:
         return self.prefix + tool
 
     def allow(self, tool: str) -> tuple[bool, float | None]:
         try:
-            allowed, until = self._allow(
+            allowed, until, pristine = self._allow(
                 keys=[self.key(tool)], args=[self.clock(), self.cooldown_s]
             )
         except redis.RedisError as exc:
             log.warning("breaker store unreachable, allowing %s: %s", tool, exc)
             return True, None
+        self._found(tool, pristine=bool(pristine))
         return bool(allowed), float(until) if until else None
 
+    def _found(self, tool: str, *, pristine: bool) -> None:
+        tools = self._pristine.__dict__.setdefault("tools", set())
+        (tools.add if pristine else tools.discard)(tool)
+
     def record_success(self, tool: str) -> None:
+        """Close the breaker and forget its failures: nothing to do when this thread's call
+        found no failures when it asked (``allow``). Failures other workers record while
+        the call runs then stay counted: a backend failing for them meanwhile is flapping,
+        and counting them opens the breaker sooner, never later. It saves a round trip on
+        nearly every tool call."""
+        if tool in self._pristine.__dict__.get("tools", ()):
+            self._found(tool, pristine=False)
+            return
         try:
             self.client.delete(self.key(tool))  # closed with no failures is the default
         except redis.RedisError as exc:
             log.warning("breaker store unreachable, success of %s not recorded: %s", tool, exc)
 
     def record_failure(self, tool: str) -> None:
+        self._found(tool, pristine=False)
         ttl = max(FAILURES_TTL_S, int(self.cooldown_s * 2) + 1)
         args = [self.clock(), self.failure_threshold, self.cooldown_s, ttl]
         try:

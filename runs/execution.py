@@ -81,13 +81,14 @@ def advance(run_id: int) -> str:
     store = DjangoRunStore(run, owner, written, team_budget)
     structlog.contextvars.bind_contextvars(run_id=run_id, team=run.team.slug,
                                            agent=run.agent.slug)
+    cache = DjangoResponseCache(run.team_id)
     engine = Engine(
         agent=spec,
         policy=run.policy,
         model=gateway(settings.LLM_BASE_URL, settings.LLM_API_KEY),
         store=store,
         team_budget=team_budget,
-        cache=DjangoResponseCache(run.team_id),
+        cache=cache,
         on_step=log_step,
         breaker=breaker_store(),
         knowledge=knowledge_for(run.agent, spec.knowledge_dir),
@@ -106,6 +107,7 @@ def advance(run_id: int) -> str:
         budgets.settle(team_budget.take(), held=False)  # calls it made were billed all the same
         return DONE
     finally:
+        _flush(cache)
         structlog.contextvars.unbind_contextvars("run_id", "team", "agent")
     if state.status == RunStatus.RUNNING:
         lifecycle.release(run_id, owner)
@@ -113,6 +115,14 @@ def advance(run_id: int) -> str:
     log.info("run paused or ended", run_id=run_id, status=state.status.value,
              reason=state.reason.value, steps=state.step_count)
     return DONE
+
+
+def _flush(cache: DjangoResponseCache) -> None:
+    """Store the slice's last reply; a cache that cannot is a miss later, not a failure."""
+    try:
+        cache.flush()
+    except Exception as exc:  # Redis down: the run's own state is in the database
+        log.warning("response cache not written", error=str(exc))
 
 
 def log_step(step: StepRecord) -> None:

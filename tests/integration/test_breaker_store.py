@@ -193,6 +193,23 @@ def test_redis_keys_are_prefixed_per_tool(settings, workers, tool_name):
     assert 0 < a.client.ttl(key) <= breakers.FAILURES_TTL_S
 
 
+def test_a_success_forgets_the_failures_its_call_found_when_it_began(workers, tool_name,
+                                                                     settings):
+    """On Redis a call that found no breaker state sends nothing on success (a round trip
+    saved on nearly every call); failures recorded while it ran stay counted, and a call
+    that began with failures on the count clears them."""
+    if not settings.REDIS_URL:
+        pytest.skip("one process's store clears on every success: no round trip to save")
+    a, b = workers
+    assert b.allow(tool_name) == (True, None)  # no state when b's call begins
+    a.record_failure(tool_name)  # a's call fails meanwhile
+    b.record_success(tool_name)
+    assert b.states()[tool_name]["failures"] == 1
+    assert b.allow(tool_name) == (True, None)  # b's next call finds that failure
+    b.record_success(tool_name)
+    assert tool_name not in b.states()
+
+
 def test_breaker_states_and_reset_on_the_process_store(tool_name):
     store = breaker_store()
     store.record_failure(tool_name)

@@ -38,3 +38,24 @@ def test_the_same_request_from_another_team_asks_the_model_again(demo):
     steps = other.steps.filter(kind="model")
     assert steps.exists() and not any(s.args.get("cache_hit") for s in steps)
     assert other.cost_usd > 0
+
+
+def test_a_reply_is_stored_with_the_next_lookup_or_when_the_slice_flushes(demo):
+    """A slice's reply waits for its next lookup, to go in that lookup's round trip; a
+    lookup of the same key sees it, and ``flush`` stores the last one."""
+    def key(n: int) -> str:
+        return cache_key("sim-small", [{"role": "user", "content": f"{QUESTION} {n}"}], [], 256,
+                         policy="v1")
+
+    slice_, reader = DjangoResponseCache(demo["team"].pk), DjangoResponseCache(demo["team"].pk)
+    slice_.set(key(1), {"content": "one"}, 60)
+    assert reader.get(key(1)) is None  # waiting for this slice's next lookup
+    assert slice_.get(key(2)) is None  # that lookup wrote it first
+    assert reader.get(key(1)) == {"content": "one"}
+    slice_.set(key(3), {"content": "three"}, 60)
+    assert slice_.get(key(3)) == {"content": "three"}  # the same key: written, then read
+    slice_.set(key(4), {"content": "four"}, 60)
+    slice_.set(key(5), {"content": "five"}, 60)  # a second reply writes the first
+    assert reader.get(key(4)) == {"content": "four"}
+    slice_.flush()
+    assert reader.get(key(5)) == {"content": "five"}
