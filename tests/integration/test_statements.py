@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db.models import F
@@ -130,11 +131,9 @@ def test_the_step_row_is_inserted_only_when_the_fence_matched(demo, django_asser
     assert Run.objects.get(pk=run.pk).step_count == 1
 
 
-def test_an_update_after_the_fence_changes_its_row_only_when_the_fence_matched(demo):
-    """The checkpoint's team budget UPDATE (``then``) rides in the run's statement: it
-    changes the team's row when the fence matched and the hold fits, never otherwise, and
-    says how many rows it changed."""
-    from runs import budgets
+def budgeted(demo) -> tuple[Any, date, Run, dict[str, Any]]:
+    """The demo team with a daily budget of $1.00, $0.25 of it spent on ``day``; a run of
+    it waiting for a human, and the fence that matches that run."""
     from runs.models import TeamDailySpend
 
     team = demo["team"]
@@ -143,7 +142,17 @@ def test_an_update_after_the_fence_changes_its_row_only_when_the_fence_matched(d
     day = date(2026, 11, 29)
     TeamDailySpend.objects.create(team=team, day=day, spent_usd=Decimal("0.25"))
     run = waiting_run(team)
-    fence = {"id": run.pk, "status": "waiting_human", "lease_owner": ""}
+    return team, day, run, {"id": run.pk, "status": "waiting_human", "lease_owner": ""}
+
+
+def test_an_update_after_the_fence_changes_its_row_only_when_the_fence_matched(demo):
+    """The checkpoint's team budget UPDATE (``then``) rides in the run's statement: it
+    changes the team's row when the fence matched and the hold fits, never otherwise, and
+    says how many rows it changed."""
+    from runs import budgets
+    from runs.models import TeamDailySpend
+
+    team, day, run, fence = budgeted(demo)
 
     def step(index):
         return Step(run=run, index=index, kind="tool", name="lookup_order")
@@ -179,13 +188,7 @@ def test_values_the_run_takes_only_when_the_update_after_the_fence_changed_no_ro
     from runs import budgets
     from runs.models import TeamDailySpend
 
-    team = demo["team"]
-    team.daily_budget_usd = Decimal("1.00")
-    team.save()
-    day = date(2026, 11, 29)
-    TeamDailySpend.objects.create(team=team, day=day, spent_usd=Decimal("0.25"))
-    run = waiting_run(team)
-    fence = {"id": run.pk, "status": "waiting_human", "lease_owner": ""}
+    team, day, run, fence = budgeted(demo)
     unless = {"reserved_usd": budgets.ZERO, "reserved_on": None}
 
     def hold(amount, index, where=fence):
