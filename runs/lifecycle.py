@@ -174,7 +174,7 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
     if run.lease_expires_at is None or run.lease_expires_at - now < lease * 0.75:
         fields["lease_expires_at"] = now + lease
     if settlements:
-        fields["reserved_usd"], fields["reserved_on"] = budgets.ZERO, None
+        fields.update(NOT_HELD)
     holding = bool(hold_next) and status == RunStatus.RUNNING
     if holding:  # the run's side of the next call's hold, taken back if the team refuses it
         fields["reserved_usd"], fields["reserved_on"] = hold_next, now.date()
@@ -192,7 +192,7 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
     folded = budget_writes[0] if row is not None and len(budget_writes) == 1 else None
     held_there = folded is not None and folded is hold
     # a hold the team refuses is not the run's either: taken back in the same statement
-    unless = {"reserved_usd": budgets.ZERO, "reserved_on": None} if held_there else None
+    unless = NOT_HELD if held_there else None
     # a read-only call's row rides with the step's
     also = ([ledger.finished_row(finished)]
             if row is not None and finished is not None and not finished.claimed else [])
@@ -221,9 +221,9 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
                 held_on = now.date()
             elif holding:  # it did not fit: the call reserves on its own
                 if unless is None:  # (otherwise the statement took it back)
-                    Run.objects.filter(pk=run.pk).update(reserved_usd=budgets.ZERO,
-                                                         reserved_on=None)
-                run.reserved_usd, run.reserved_on = budgets.ZERO, None
+                    Run.objects.filter(pk=run.pk).update(**NOT_HELD)
+                for name, value in NOT_HELD.items():
+                    setattr(run, name, value)
             _record_pause_or_end(run, state, step, escalation, row, now)
     if not written.matched:
         budgets.settle(settlements, held=False)
@@ -233,6 +233,8 @@ def checkpoint(run: Run, owner: str, state: RunState, step: StepRecord | None = 
 
 # What a checkpoint reads back from the run's row: whether anyone watches (``watchers``).
 WATCH = ("watched_until",)
+# A run that holds nothing on its team's budget (``Run.reserved_usd``, ``reserved_on``).
+NOT_HELD: dict[str, Any] = {"reserved_usd": budgets.ZERO, "reserved_on": None}
 
 
 def _one_statement(row: Step | None, budget_writes: Sequence[statements.Statement],
