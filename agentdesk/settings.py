@@ -134,6 +134,8 @@ REDIS_URL = env("REDIS_URL", default="")
 EMBEDDED = not REDIS_URL
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    if REDIS_URL.startswith("redis://"):
+        CELERY_BROKER_TRANSPORT = "agentdesk.broker:Transport"  # one client per channel
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
