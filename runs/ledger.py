@@ -16,11 +16,10 @@ run writes nothing; the new holder runs the call again under the same key).
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from agentdesk.runtime.ports import LedgerEntry
@@ -55,9 +54,8 @@ def begin(run_id: int, key: str, tool: str, args: dict[str, Any]) -> LedgerEntry
     The INSERT is its own commit (autocommit: one round trip); only inside a caller's
     transaction does it need a savepoint, so that a key taken already leaves that
     transaction usable."""
-    nested = connection.in_atomic_block
     try:
-        with transaction.atomic() if nested else nullcontext():
+        with statements.savepoint_if_nested():
             statements.insert(ToolCall(run_id=run_id, idempotency_key=key, tool=tool,
                                        args=args))
         return None

@@ -121,13 +121,11 @@ def submit_run(
 
 
 def _insert_run(run: Run, audit_row: AuditEvent) -> None:
-    """INSERT the run and its ``run.submitted`` audit row in one transaction, and enqueue
-    the run once that commits."""
-    with transaction.atomic():  # compiled once (runs.statements): the API's hottest write
-        statements.insert(run)  # the snapshot is set by id: nothing for Run.save to store
-        audit_row.target_id = str(run.pk)
-        statements.insert(audit_row)
-        enqueue.advance_run_on_commit(run.pk)
+    """INSERT the run and its ``run.submitted`` audit row, both or neither (one statement on
+    Postgres: the API's hottest write), and enqueue the run once they are committed."""
+    # the snapshot is set by id: nothing for Run.save to store
+    statements.insert_pair(run, audit_row, pk_into="target_id")
+    enqueue.advance_run_on_commit(run.pk)
 
 
 def _replay(team: Team, idempotency_key: str, digest: str) -> Run | None:

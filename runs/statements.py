@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Model, Q, QuerySet
 from django.db.models.sql import InsertQuery, UpdateQuery
 
@@ -307,6 +308,55 @@ def insert(obj: Model, using: str = "default") -> Model:
     return _saved(obj, pk, using)
 
 
+def insert_pair(first: Model, second: Model, *, pk_into: str, using: str = "default") -> None:
+    """INSERT ``first``, and ``second`` with its field ``pk_into`` set to ``first``'s new
+    primary key: both rows or neither; both come back saved.
+
+    On Postgres it is one statement (``WITH first AS (INSERT … RETURNING id) INSERT …
+    SELECT … FROM first``) sent on its own: a transaction in itself, one round trip where
+    BEGIN, two INSERTs and COMMIT were four (the API's submission: the run and its audit
+    row). Elsewhere, the two INSERTs in a transaction. A unique key taken raises
+    ``IntegrityError`` and leaves a caller's transaction usable (``savepoint_if_nested``)."""
+    connection = connections[using]
+    field = second._meta.get_field(pk_into)
+    if connection.vendor != "postgresql":
+        with transaction.atomic(using=using):
+            insert(first, using)
+            setattr(second, field.attname, field.to_python(first.pk))
+            insert(second, using)
+        return
+    head, tail = _insert_statement(first, using), _insert_statement(second, using)
+    position = _insert_fields(second).index(field)
+    key = ("pair", head.sql, tail.sql, position)
+    sql = _compiled.get(key)
+    if sql is None:
+        into, row, returning = _parts(tail.sql, type(second))
+        values = row.split(", ")
+        if len(values) != len(tail.params) or values[position] != "%s":
+            raise TypeError(f"INSERT of {type(second).__name__}: not one %s per field: {row}")
+        pk = connection.ops.quote_name(first._meta.pk.column)
+        values[position] = f"CAST(first.{pk} AS {field.db_type(connection)})"
+        # Django's compiled statements, a column's name and type: the values are parameters
+        sql = _compiled[key] = (f"WITH first AS ({head.sql}) {into} "  # nosec B608  # compiled
+                                f"SELECT {', '.join(values)} FROM first{returning}, "
+                                f"(SELECT {pk} FROM first)")
+    params = [*head.params, *(p for i, p in enumerate(tail.params) if i != position)]
+    with savepoint_if_nested(using), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        second_pk, first_pk = cursor.fetchone()
+    _saved(first, first_pk, using)
+    setattr(second, field.attname, field.to_python(first_pk))
+    _saved(second, second_pk, using)
+
+
+def savepoint_if_nested(using: str = "default") -> AbstractContextManager[Any]:
+    """Around one statement that may fail on a unique key: a statement is atomic on its
+    own, so outside a transaction nothing (autocommit: no BEGIN, no COMMIT); inside a
+    caller's, a savepoint, so that the failure leaves that transaction usable."""
+    return transaction.atomic(using=using) if connections[using].in_atomic_block \
+        else nullcontext()
+
+
 def _saved(obj: Model, pk: Any, using: str) -> Model:
     obj.pk = pk
     obj._state.adding, obj._state.db = False, using
@@ -320,8 +370,7 @@ def _returns(connection: Any) -> bool:
 def _insert_statement(obj: Model, using: str) -> Statement:
     connection = connections[using]
     meta = obj._meta
-    fields = [f for f in meta.local_concrete_fields
-              if f is not meta.auto_field and not f.generated]
+    fields = _insert_fields(obj)
     key = ("insert", type(obj), using)
     sql = _compiled.get(key)
     if sql is None:  # first: the compiler's pre_save would set auto_now_add times again
@@ -334,6 +383,11 @@ def _insert_statement(obj: Model, using: str) -> Statement:
         _compiled[key] = sql
     return Statement(sql, tuple(f.get_db_prep_save(f.pre_save(obj, True), connection=connection)
                                 for f in fields))
+
+
+def _insert_fields(obj: Model) -> list[Any]:
+    meta = obj._meta
+    return [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
 
 
 @dataclass(frozen=True)

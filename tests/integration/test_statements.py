@@ -263,3 +263,44 @@ def test_one_value_by_primary_key_as_the_orm_reads_it(demo):
     run = waiting_run(team)
     assert statements.value_of(Run, "created_at", run.pk) == \
         Run.objects.values_list("created_at", flat=True).get(pk=run.pk)
+
+
+def test_a_pair_of_rows_is_one_statement_on_postgres_and_both_or_neither(demo):
+    """``insert_pair``: the run, and its audit row naming the run's new id; on Postgres one
+    statement and no transaction around it. A failure of either row leaves neither."""
+    from django.db import IntegrityError, connection, transaction
+
+    from runs.models import AuditEvent
+
+    team = demo["team"]
+    like = waiting_run(team)  # its agent and policy snapshot
+
+    def pair(key: str, team_id: int | None = None) -> tuple[Run, AuditEvent]:
+        run = Run(team=team, agent_id=like.agent_id, snapshot_id=like.snapshot_id,
+                  input={"message": "hi"}, state={}, idempotency_key=key)
+        return run, AuditEvent(team_id=team_id or team.pk, action="run.submitted",
+                               target_type="run", detail={"key": key})
+
+    run, audit = pair("one")
+    with CaptureQueriesContext(connection) as queries:
+        statements.insert_pair(run, audit, pk_into="target_id")
+    assert run.pk is not None and not run._state.adding and not audit._state.adding
+    assert audit.target_id == str(run.pk)
+    assert AuditEvent.objects.get(pk=audit.pk).target_id == str(run.pk)
+    if connection.vendor == "postgresql":
+        assert [q["sql"].split()[0] for q in queries.captured_queries] == ["WITH"]
+
+    audits = AuditEvent.objects.count()
+    taken, its_audit = pair("one")  # the first row fails: the team's key is taken
+    with pytest.raises(IntegrityError):
+        statements.insert_pair(taken, its_audit, pk_into="target_id")
+    runs = Run.objects.count()
+    no_team, its_audit = pair("two", team_id=10**9)  # the second row fails (its team)
+    with pytest.raises(IntegrityError):
+        statements.insert_pair(no_team, its_audit, pk_into="target_id")
+    assert (Run.objects.count(), AuditEvent.objects.count()) == (runs, audits)
+
+    with transaction.atomic():  # inside a caller's transaction: it stays usable
+        with pytest.raises(IntegrityError):
+            statements.insert_pair(*pair("one"), pk_into="target_id")
+        assert Run.objects.filter(idempotency_key="one").count() == 1
