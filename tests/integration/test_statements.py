@@ -304,3 +304,29 @@ def test_a_pair_of_rows_is_one_statement_on_postgres_and_both_or_neither(demo):
         with pytest.raises(IntegrityError):
             statements.insert_pair(*pair("one"), pk_into="target_id")
         assert Run.objects.filter(idempotency_key="one").count() == 1
+
+
+def test_a_statement_run_often_is_prepared_on_its_connection(demo):
+    """On Postgres the server binds the values and prepares a statement once it ran five
+    times on a connection (``DB_PREPARED_STATEMENTS``): the checkpoint's and the submission's texts
+    repeat with new values, and Postgres then skips parsing and planning them."""
+    from django.db import connection
+
+    from runs.models import Team
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are Postgres's")
+    team = demo["team"]
+
+    def prepared() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements "
+                           "WHERE statement LIKE %s", ['SELECT "max_running_runs" FROM %'])
+            return cursor.fetchone()[0]
+
+    for _ in range(5):
+        statements.value_of(Team, "max_running_runs", team.pk)
+    assert prepared() == 0
+    for _ in range(2):
+        statements.value_of(Team, "max_running_runs", team.pk)
+    assert prepared() == 1
