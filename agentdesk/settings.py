@@ -166,6 +166,10 @@ else:
 
 # Circuit-breaker state is shared through Redis; deployments sharing a Redis keep apart.
 TOOL_BREAKER_KEY_PREFIX = env("CACHE_PREFIX", default="agentdesk") + ":breaker:"
+# A tool found with no breaker state anywhere is not asked about again for this long by the
+# same process (runs.breakers.RedisBreakerStore): a breaker that opens elsewhere is seen
+# here that much later, and a healthy tool's call costs no round trip. 0: ask every time.
+TOOL_BREAKER_QUIET_SECONDS = env.float("TOOL_BREAKER_QUIET_SECONDS", default=1.0)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

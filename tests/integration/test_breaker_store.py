@@ -40,9 +40,11 @@ def tool_name() -> Iterator[str]:
 
 @pytest.fixture
 def workers(settings, clock) -> list[Any]:
-    """Two workers' views of the shared store, on a fake clock."""
+    """Two workers' views of the shared store, on a fake clock: the state machine, each
+    worker asking the store on every call (the quiet window has a test of its own)."""
     settings.TOOL_BREAKER_FAILURES = THRESHOLD
     settings.TOOL_BREAKER_COOLDOWN_SECONDS = COOLDOWN
+    settings.TOOL_BREAKER_QUIET_SECONDS = 0
     if settings.REDIS_URL:
         stores = [make_breaker_store(), make_breaker_store()]  # own connections each
     else:
@@ -208,6 +210,43 @@ def test_a_success_forgets_the_failures_its_call_found_when_it_began(workers, to
     assert b.allow(tool_name) == (True, None)  # b's next call finds that failure
     b.record_success(tool_name)
     assert tool_name not in b.states()
+
+
+def test_a_worker_trusts_a_stateless_breaker_for_its_quiet_window(settings, tool_name, clock):
+    """On Redis, a tool found with no breaker state is not asked about again for
+    ``TOOL_BREAKER_QUIET_SECONDS``: failures elsewhere reach this worker that much later,
+    its own failures at once."""
+    if not settings.REDIS_URL:
+        pytest.skip("one process's store is read in memory: no round trip to save")
+    settings.TOOL_BREAKER_FAILURES = 1
+    settings.TOOL_BREAKER_QUIET_SECONDS = 1.0
+    a, b = make_breaker_store(), make_breaker_store()
+    a.clock = b.clock = clock
+    asked = []
+    script = b._allow
+    b._allow = lambda **kwargs: asked.append(1) or script(**kwargs)
+
+    assert b.allow(tool_name) == (True, None)
+    assert b.allow(tool_name) == (True, None)
+    assert asked == [1]  # the second call asked nothing
+    a.record_failure(tool_name)  # opens it (threshold 1), on the other worker
+    clock.advance(0.9)
+    assert b.allow(tool_name) == (True, None)  # not seen yet: inside b's quiet window
+    clock.advance(0.2)
+    assert not b.allow(tool_name)[0]  # seen once the window is over
+    assert len(asked) == 2
+
+    b.reset(tool_name)
+    assert b.allow(tool_name) == (True, None)  # stateless again: trusted again
+    b.record_failure(tool_name)  # its own failure: b asks from now on
+    assert not b.allow(tool_name)[0]
+    clock.advance(-10)  # a clock set back trusts nothing either
+    b.reset(tool_name)
+    assert b.allow(tool_name) == (True, None)
+    clock.advance(-10)
+    calls = len(asked)
+    b.allow(tool_name)
+    assert len(asked) == calls + 1
 
 
 def test_breaker_states_and_reset_on_the_process_store(tool_name):
