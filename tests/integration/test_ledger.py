@@ -17,6 +17,15 @@ from .helpers import submit, writes
 pytestmark = pytest.mark.usefixtures("llmsim", "data_dir")
 
 
+@pytest.fixture(autouse=True)
+def nothing_enqueued(monkeypatch) -> None:
+    """These runs are advanced by hand on this thread: the session's Celery worker (started
+    by an earlier test) must not get a message for them and take the lease first."""
+    from runs import enqueue
+
+    monkeypatch.setattr(enqueue, "advance_run", lambda *a, **k: None)
+
+
 def _writes(ctx: CaptureQueriesContext) -> list[str]:
     return writes(ctx.captured_queries)
 
@@ -24,9 +33,6 @@ def _writes(ctx: CaptureQueriesContext) -> list[str]:
 def _drive(run: Run, monkeypatch) -> tuple[list[list[str]], list[list[str]]]:
     """Advance ``run`` on this thread; per tool call, the writes from the ledger's begin to
     the step's checkpoint (the tool ran in between), and the writes of that checkpoint."""
-    from runs import enqueue
-
-    monkeypatch.setattr(enqueue, "advance_run", lambda *a, **k: None)
     between: list[list[str]] = []
     tool_commits: list[list[str]] = []
     begin, commit = adapters.DjangoRunStore.ledger_begin, adapters.DjangoRunStore.commit
@@ -84,9 +90,6 @@ def test_a_read_only_call_is_recorded_with_its_outcome_not_claimed(demo, monkeyp
 
 
 def _taken_over(demo, monkeypatch):
-    from runs import enqueue
-
-    monkeypatch.setattr(enqueue, "advance_run", lambda *a, **k: None)
     run = lifecycle.start(submit(demo["team"], demo["operator"], "Refund 1042").pk, "worker-a")
     state, written = checkpoints.load(run)
     return run, state, adapters.DjangoRunStore(run, "worker-a", written)
