@@ -12,6 +12,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from agentdesk.heap import freeze_startup_heap  # noqa: E402
 from runs.routing import websocket_urlpatterns  # noqa: E402
@@ -25,4 +26,5 @@ application = ProtocolTypeRouter(
     }
 )
 
-freeze_startup_heap()  # last: everything the server keeps is loaded (agentdesk.heap)
+if not settings.EMBEDDED:  # the production web server (agentdesk.heap); not `make run`
+    freeze_startup_heap()  # last: everything the server keeps is loaded
