@@ -62,11 +62,14 @@ PARTS = [
      ["runs.api_keys:remembered", "runs.api_keys:authenticate", "runs.api_keys:touch"]),
     ("rate limit + key generation (one Redis round trip)",
      ["runs.api.ratelimit:hit", "runs.api.ratelimit:hit_and_read"]),
-    ("agent + policy snapshot (fingerprint query; looked up only on a change)",
-     ["runs.agent_configs:config_for", "runs.agent_configs:AgentConfig.snapshot_id"]),
+    ("agent + policy snapshot (remembered; read again only when the INSERT's guard, or a "
+     "database without one, finds the rows changed)",
+     ["runs.agent_configs:remembered", "runs.agent_configs:config_for",
+      "runs.agent_configs:AgentConfig.guard", "runs.agent_configs:AgentConfig.snapshot_id"]),
     ("input: size, schema, idempotency hash", ["runs.services:validate_input",
                                                "runs.services:request_hash"]),
-    ("INSERT run + audit row (and the commit)", ["runs.services:_insert_run"]),
+    ("INSERT run + audit row, guarded by the agent's fingerprint on Postgres (and the commit)",
+     ["runs.services:_insert_run"]),
     ("enqueue: Celery publish (one Redis round trip)", ["runs.enqueue:advance_run"]),
     # (django-ninja holds the endpoint function itself: its few lines count as ninja's)
     ("the service's own code, the response data (run_out)",

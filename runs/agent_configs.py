@@ -2,10 +2,13 @@
 runs start with, rebuilt only when the rows they come from change.
 
 A submission is the API's hot path, and building a snapshot (the policy, its models and
-rules, through the ORM) was a third of its CPU. Every submission still reads, in one
-statement, every column of what the snapshot is built from — the fingerprint — so an edit
-by any means (admin, a queryset update, raw SQL, in any process) is in the next run's
-snapshot; only the building is skipped while the fingerprint is unchanged.
+rules, through the ORM) was a third of its CPU. What the snapshot is built from — every
+column of the agent, its policy, the policy's models and enabled rules — is read in one
+statement, the fingerprint, so an edit by any means (admin, a queryset update, raw SQL, in
+any process) is in the next run's snapshot; only the building is skipped while the
+fingerprint is unchanged. On Postgres a submission does not even read it first: the run's
+INSERT carries the fingerprint this process last read as its condition
+(``AgentConfig.guard``), and only when that inserted nothing is the agent read again.
 """
 
 from __future__ import annotations
@@ -17,16 +20,27 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from .errors import NotFound
 from .models import Agent, ModelProfile, Policy, PolicySnapshotRecord, Rule, Team
+from .statements import Statement
 
 
 class AgentConfig:
     """An agent row (with its policy) and the policy snapshot runs of it start with, as
     this process last read them, with the fingerprint they were read under."""
 
-    def __init__(self, fingerprint: tuple[Any, ...], agent: Agent) -> None:
+    def __init__(self, fingerprint: tuple[Any, ...], agent: Agent, alias: str) -> None:
         self.fingerprint = fingerprint
         self.agent = agent
+        self.alias = alias
         self._snapshot_id: int | None = None
+
+    def guard(self) -> Statement:
+        """A condition true only while the agent's rows are still what this config was
+        built from (Postgres: the fingerprint is one digest), for a write to carry
+        (``statements.insert_pair(guard=…)``): the write and the check are one statement."""
+        connection = connections[self.alias]
+        [(digest,)] = self.fingerprint
+        params = _config_params(self.agent.team_id, self.agent.slug)
+        return Statement(f"({_config_sql(connection)}) = %s", (*params, digest))
 
     def snapshot_id(self) -> int:
         """The stored ``Policy.snapshot()`` (``PolicySnapshotRecord``) runs of this agent
@@ -47,6 +61,15 @@ _CONFIGS_MAX = 1_000
 _CONFIG_SQL: dict[str, str] = {}  # by database vendor
 
 
+def remembered(team: Team, agent_slug: str) -> AgentConfig | None:
+    """What this process last read of the agent, to write under its ``guard`` — on
+    Postgres, where the guard is one digest; elsewhere None (read it: ``config_for``)."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    if connection.vendor != "postgresql":
+        return None
+    return _CONFIGS.get((connection.alias, team.pk, agent_slug))
+
+
 def config_for(team: Team, agent_slug: str) -> AgentConfig:
     """The enabled agent ``agent_slug`` of ``team`` and its policy snapshot (NotFound if
     none). Every submission reads, in one statement (``_config_sql``), every column of what
@@ -61,7 +84,8 @@ def config_for(team: Team, agent_slug: str) -> AgentConfig:
     key = (connection.alias, team.pk, agent_slug)
     with connection.cursor() as cursor:
         cursor.execute(_config_sql(connection), _config_params(team.pk, agent_slug))
-        fingerprint = tuple(tuple(row) for row in cursor.fetchall())
+        # Postgres: one digest, NULL when there is no row
+        fingerprint = tuple(tuple(row) for row in cursor.fetchall() if row[0] is not None)
     if not fingerprint:  # no such agent, or not this team's, or disabled
         raise NotFound(f"Unknown agent {agent_slug!r} for team {team.slug!r}.")
     config = _CONFIGS.get(key)
@@ -73,7 +97,7 @@ def config_for(team: Team, agent_slug: str) -> AgentConfig:
         raise NotFound(f"Unknown agent {agent_slug!r} for team {team.slug!r}.")
     if len(_CONFIGS) >= _CONFIGS_MAX:
         _CONFIGS.clear()
-    config = _CONFIGS[key] = AgentConfig(fingerprint, agent)
+    config = _CONFIGS[key] = AgentConfig(fingerprint, agent, connection.alias)
     return config
 
 
@@ -81,8 +105,10 @@ def _config_sql(connection: BaseDatabaseWrapper) -> str:
     """The fingerprint query of ``config_for``, built once per database from the models'
     own tables and fields (so a new column is in it): UNION ALL of the agent joined to its
     policy (kind 0), the policy's models (1) and its enabled rules (2), every column cast to
-    text and padded with NULLs to one width. Parameters: ``_config_params``. Only table and
-    column names go into the text; every value is a parameter."""
+    text and padded with NULLs to one width; on Postgres the MD5 of those rows, in one
+    value (``AgentConfig.guard`` compares it inside an INSERT). Parameters:
+    ``_config_params``. Only table and column names go into the text; every value is a
+    parameter."""
     sql = _CONFIG_SQL.get(connection.vendor)
     if sql is not None:
         return sql
@@ -112,8 +138,13 @@ def _config_sql(connection: BaseDatabaseWrapper) -> str:
                for n, cols in enumerate(kinds)]
     sql = (f"SELECT {selects[0]} FROM {agent} WHERE {where} "  # nosec B608  # names only
            f"UNION ALL SELECT {selects[1]} FROM {agent} JOIN {models} WHERE {where} "
-           f"UNION ALL SELECT {selects[2]} FROM {agent} JOIN {rules} WHERE {where} "
-           "ORDER BY 1, 2")
+           f"UNION ALL SELECT {selects[2]} FROM {agent} JOIN {rules} WHERE {where}")
+    if connection.vendor == "postgresql":
+        row = "CAST(f AS TEXT)"
+        # the statement above, built from names only
+        sql = f"SELECT md5(string_agg({row}, '|' ORDER BY {row})) FROM ({sql}) f"  # nosec B608
+    else:
+        sql += " ORDER BY 1, 2"
     _CONFIG_SQL[connection.vendor] = sql
     return sql
 

@@ -3,6 +3,7 @@ fires follow-up work only after commit, so a worker never sees a half-written ru
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -90,42 +91,64 @@ def submit_run(
         earlier = _replay(team, idempotency_key, digest)
         if earlier is not None:
             return earlier
-    config = agent_configs.config_for(team, agent_slug)
-    agent = config.agent
-    clean = validate_input(agent, task_input)
-    if callback_url:
+
+    def create(config: agent_configs.AgentConfig, guard: statements.Statement | None
+               ) -> Run | None:
+        """The run, from ``config``; None when ``guard`` found the agent changed."""
+        agent = config.agent
+        clean = validate_input(agent, task_input)
+        if callback_url:
+            try:
+                callback_urls.check(callback_url)
+            except callback_urls.RefusedURL as exc:
+                raise CallbackRefused(str(exc), {"callback_url": [str(exc)]}) from None
+        # One INSERT: a run nobody has advanced has no checkpoint yet (``state`` {}); the
+        # first worker starts it from its columns (``checkpoints.load``).
+        run = Run(
+            team=team, agent=agent, created_by_id=user_id, input=clean,
+            snapshot_id=config.snapshot_id(), state={}, idempotency_key=idempotency_key,
+            request_hash=digest, callback_url=callback_url or "", api_key_id=api_key_id,
+        )
+        audit_row = AuditEvent(
+            team=team, actor_id=user_id, api_key_id=api_key_id, action="run.submitted",
+            target_type="run",
+            detail={"agent": agent.slug, "idempotency_key": idempotency_key},
+        )
         try:
-            callback_urls.check(callback_url)
-        except callback_urls.RefusedURL as exc:
-            raise CallbackRefused(str(exc), {"callback_url": [str(exc)]}) from None
-    # One INSERT: a run nobody has advanced has no checkpoint yet (``state`` {}); the first
-    # worker starts it from its columns (``checkpoints.load``).
-    run = Run(
-        team=team, agent=agent, created_by_id=user_id, input=clean,
-        snapshot_id=config.snapshot_id(), state={}, idempotency_key=idempotency_key,
-        request_hash=digest, callback_url=callback_url or "", api_key_id=api_key_id,
-    )
-    audit_row = AuditEvent(
-        team=team, actor_id=user_id, api_key_id=api_key_id, action="run.submitted",
-        target_type="run", detail={"agent": agent.slug, "idempotency_key": idempotency_key},
-    )
-    try:
-        _insert_run(run, audit_row)
-    except IntegrityError:
-        earlier = _replay(team, idempotency_key, digest) if idempotency_key else None
-        if earlier is None:
-            raise
-        return earlier
-    run.replayed = False
+            if not _insert_run(run, audit_row, guard):
+                return None
+        except IntegrityError:
+            earlier = _replay(team, idempotency_key, digest) if idempotency_key else None
+            if earlier is None:
+                raise
+            return earlier
+        run.replayed = False
+        return run
+
+    # What this process read of the agent before, written under its guard (Postgres); read
+    # again (``config_for``) when there is none, when the guard finds it changed, or when
+    # the input fails its checks (they may have changed too).
+    config = agent_configs.remembered(team, agent_slug)
+    if config is not None:
+        with contextlib.suppress(InputInvalid, AgentNotInstalled):
+            run = create(config, config.guard())
+            if run is not None:
+                return run
+    run = create(agent_configs.config_for(team, agent_slug), None)
+    if run is None:  # unguarded, the INSERT writes or raises
+        raise RuntimeError("The run's INSERT wrote nothing.")
     return run
 
 
-def _insert_run(run: Run, audit_row: AuditEvent) -> None:
+def _insert_run(run: Run, audit_row: AuditEvent, guard: statements.Statement | None) -> bool:
     """INSERT the run and its ``run.submitted`` audit row, both or neither (one statement on
-    Postgres: the API's hottest write), and enqueue the run once they are committed."""
+    Postgres: the API's hottest write), under ``guard`` if any (``insert_pair``), and
+    enqueue the run once they are committed. False when the guard held them back."""
     # the snapshot is set by id: nothing for Run.save to store
-    statements.insert_pair(run, audit_row, pk_into="target_id")
+    if not statements.insert_pair(run, audit_row, pk_into="target_id", guard=guard):
+        return False
     enqueue.advance_run_on_commit(run.pk)
+    return True
 
 
 def _replay(team: Team, idempotency_key: str, digest: str) -> Run | None:

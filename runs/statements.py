@@ -308,26 +308,31 @@ def insert(obj: Model, using: str = "default") -> Model:
     return _saved(obj, pk, using)
 
 
-def insert_pair(first: Model, second: Model, *, pk_into: str, using: str = "default") -> None:
+def insert_pair(first: Model, second: Model, *, pk_into: str, using: str = "default",
+                guard: Statement | None = None) -> bool:
     """INSERT ``first``, and ``second`` with its field ``pk_into`` set to ``first``'s new
-    primary key: both rows or neither; both come back saved.
+    primary key: both rows or neither; both come back saved. True when they were written.
 
     On Postgres it is one statement (``WITH first AS (INSERT … RETURNING id) INSERT …
     SELECT … FROM first``) sent on its own: a transaction in itself, one round trip where
     BEGIN, two INSERTs and COMMIT were four (the API's submission: the run and its audit
-    row). Elsewhere, the two INSERTs in a transaction. A unique key taken raises
-    ``IntegrityError`` and leaves a caller's transaction usable (``savepoint_if_nested``)."""
+    row). With a ``guard`` (a condition, Postgres only) ``first`` is written only where it
+    holds — ``INSERT … SELECT … WHERE guard`` — and False says nothing was. Elsewhere, the
+    two INSERTs in a transaction. A unique key taken raises ``IntegrityError`` and leaves
+    a caller's transaction usable (``savepoint_if_nested``)."""
     connection = connections[using]
     field = second._meta.get_field(pk_into)
     if connection.vendor != "postgresql":
+        if guard is not None:
+            raise TypeError("A guarded INSERT is written for Postgres only.")
         with transaction.atomic(using=using):
             insert(first, using)
             setattr(second, field.attname, field.to_python(first.pk))
             insert(second, using)
-        return
+        return True
     head, tail = _insert_statement(first, using), _insert_statement(second, using)
     position = _insert_fields(second).index(field)
-    key = ("pair", head.sql, tail.sql, position)
+    key = ("pair", head.sql, tail.sql, position, guard and guard.sql)
     sql = _compiled.get(key)
     if sql is None:
         into, row, returning = _parts(tail.sql, type(second))
@@ -336,17 +341,26 @@ def insert_pair(first: Model, second: Model, *, pk_into: str, using: str = "defa
             raise TypeError(f"INSERT of {type(second).__name__}: not one %s per field: {row}")
         pk = connection.ops.quote_name(first._meta.pk.column)
         values[position] = f"CAST(first.{pk} AS {field.db_type(connection)})"
+        first_sql = head.sql
+        if guard is not None:
+            first_into, first_row, first_returning = _parts(head.sql, type(first))
+            first_sql = f"{first_into} SELECT {first_row} WHERE {guard.sql}{first_returning}"
         # Django's compiled statements, a column's name and type: the values are parameters
-        sql = _compiled[key] = (f"WITH first AS ({head.sql}) {into} "  # nosec B608  # compiled
+        sql = _compiled[key] = (f"WITH first AS ({first_sql}) {into} "  # nosec B608  # compiled
                                 f"SELECT {', '.join(values)} FROM first{returning}, "
                                 f"(SELECT {pk} FROM first)")
-    params = [*head.params, *(p for i, p in enumerate(tail.params) if i != position)]
+    params = [*head.params, *(guard.params if guard is not None else ()),
+              *(p for i, p in enumerate(tail.params) if i != position)]
     with savepoint_if_nested(using), connection.cursor() as cursor:
         cursor.execute(sql, params)
-        second_pk, first_pk = cursor.fetchone()
+        written = cursor.fetchone()
+    if written is None:
+        return False
+    second_pk, first_pk = written
     _saved(first, first_pk, using)
     setattr(second, field.attname, field.to_python(first_pk))
     _saved(second, second_pk, using)
+    return True
 
 
 def savepoint_if_nested(using: str = "default") -> AbstractContextManager[Any]:
@@ -392,9 +406,10 @@ def _insert_fields(obj: Model) -> list[Any]:
 
 @dataclass(frozen=True)
 class Statement:
-    """A compiled UPDATE and this call's values, not run yet (``compile_update``): to run
-    on its own (``run``) or after a fenced UPDATE in the same statement
-    (``update_where_then_insert``'s ``then``)."""
+    """SQL and this call's values, not run yet: a compiled UPDATE (``compile_update``), to
+    run on its own (``run``) or after a fenced UPDATE in the same statement
+    (``update_where_then_insert``'s ``then``); or a condition for an INSERT to carry
+    (``insert_pair``'s ``guard``)."""
 
     sql: str
     params: tuple[Any, ...]

@@ -202,3 +202,40 @@ def test_inside_a_transaction_the_run_is_enqueued_at_its_commit(demo, monkeypatc
         _submit(demo, "Where is my order 1001?")
         raise RuntimeError
     assert sent == [run.pk] and Run.objects.count() == 1
+
+
+def test_a_relaxed_input_schema_accepts_what_the_old_one_refused(api, demo):
+    """A submission checked against what this process remembered of the agent is checked
+    again against the rows when it fails: the schema may have changed since."""
+    agent = Agent.objects.get(team=demo["team"], slug="support-refunds")
+    Agent.objects.filter(pk=agent.pk).update(slug="helper", instructions="Help.",
+                                             input_schema={
+                                                 "type": "object", "required": ["order"],
+                                                 "properties": {"order": {"type": "integer"}}})
+    assert api.post("/runs", {"agent": "helper", "input": {"order": 7}}).status_code == 201
+    Agent.objects.filter(pk=agent.pk).update(input_schema={})
+    response = api.post("/runs", {"agent": "helper", "input": {"message": "hi"}})
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the guarded INSERT is Postgres's")
+def test_a_known_agent_costs_one_statement_and_a_changed_one_is_read_again(demo):
+    """On Postgres the run's INSERT carries the agent's fingerprint as its condition: one
+    statement for a submission, and when the agent changed, that INSERT writes nothing and
+    the agent is read again — one run and one audit row all the same."""
+    from runs.models import AuditEvent
+
+    _submit(demo)
+    with CaptureQueriesContext(connection) as queries:
+        run = _submit(demo)
+    assert len(queries) == 1, [q["sql"][:80] for q in queries.captured_queries]
+    assert "md5(" in queries[0]["sql"] and run.pk
+    agent = Agent.objects.get(team=demo["team"], slug="support-refunds")
+    Policy.objects.filter(pk=agent.policy_id).update(max_steps=F("max_steps") + 3)
+    runs, audits = Run.objects.count(), AuditEvent.objects.filter(action="run.submitted").count()
+    with CaptureQueriesContext(connection) as queries:
+        after = _submit(demo)
+    assert len(queries) > 2  # the guarded INSERT, the fingerprint, the agent, the snapshot…
+    assert after.policy_snapshot == _fresh(agent)
+    assert Run.objects.count() == runs + 1
+    assert AuditEvent.objects.filter(action="run.submitted").count() == audits + 1
