@@ -89,17 +89,17 @@ def test_a_read_only_call_is_recorded_with_its_outcome_not_claimed(demo, monkeyp
     assert call.idempotency_key == f"{run.pk}:{step.index}"
 
 
-def _taken_over(demo, monkeypatch):
+def _taken_over(demo):
     run = lifecycle.start(submit(demo["team"], demo["operator"], "Refund 1042").pk, "worker-a")
     state, written = checkpoints.load(run)
     return run, state, adapters.DjangoRunStore(run, "worker-a", written)
 
 
-def test_a_side_effects_outcome_is_written_when_the_lease_was_lost(demo, monkeypatch):
+def test_a_side_effects_outcome_is_written_when_the_lease_was_lost(demo):
     """Another worker took the run over while the tool ran: this checkpoint writes nothing
     of the run, but the outcome lands, for the new holder to replay instead of asking a
     human whether the refund happened."""
-    run, state, store = _taken_over(demo, monkeypatch)
+    run, state, store = _taken_over(demo)
     key = f"{run.pk}:1"
     assert store.ledger_begin(key, "issue_refund", {"order_id": "1042"}) is None
     store.ledger_finish(key, {"refund_id": "R-1"}, "")
@@ -114,9 +114,9 @@ def test_a_side_effects_outcome_is_written_when_the_lease_was_lost(demo, monkeyp
     assert Run.objects.get(pk=run.pk).step_count == 0  # nothing of the run
 
 
-def test_a_read_only_call_of_a_lost_lease_writes_nothing(demo, monkeypatch):
+def test_a_read_only_call_of_a_lost_lease_writes_nothing(demo):
     """The new holder runs it again under the same key: no row may be in its way."""
-    run, state, store = _taken_over(demo, monkeypatch)
+    run, state, store = _taken_over(demo)
     key = f"{run.pk}:1"
     assert store.ledger_begin(key, "lookup_order", {"order_id": "1042"},
                               side_effect=False) is None
@@ -127,10 +127,10 @@ def test_a_read_only_call_of_a_lost_lease_writes_nothing(demo, monkeypatch):
     assert not ToolCall.objects.filter(run=run).exists()
 
 
-def test_an_outcome_never_checkpointed_leaves_the_side_effect_started(demo, monkeypatch):
+def test_an_outcome_never_checkpointed_leaves_the_side_effect_started(demo):
     """A worker that dies after the tool returned but before its step's commit: the call
     stays started, so whoever resumes asks a human whether it happened."""
-    run, _, store = _taken_over(demo, monkeypatch)
+    run, _, store = _taken_over(demo)
     store.ledger_begin(f"{run.pk}:1", "issue_refund", {"order_id": "1042"})
     store.ledger_finish(f"{run.pk}:1", {"refund_id": "R-1"}, "")
     entry = adapters.DjangoRunStore(run, "worker-b").ledger_begin(f"{run.pk}:1", "issue_refund",
