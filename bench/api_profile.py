@@ -65,7 +65,7 @@ PARTS = [
     ("agent + policy snapshot (remembered; read again only when the INSERT's guard, or a "
      "database without one, finds the rows changed)",
      ["runs.agent_configs:remembered", "runs.agent_configs:config_for",
-      "runs.agent_configs:AgentConfig.guard", "runs.agent_configs:AgentConfig.snapshot_id"]),
+      "runs.agent_configs:AgentConfig.snapshot_id"]),
     ("input: size, schema, idempotency hash", ["runs.services:validate_input",
                                                "runs.services:request_hash"]),
     ("INSERT run + audit row, guarded by the agent's fingerprint on Postgres (and the commit)",

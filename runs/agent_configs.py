@@ -27,20 +27,16 @@ class AgentConfig:
     """An agent row (with its policy) and the policy snapshot runs of it start with, as
     this process last read them, with the fingerprint they were read under."""
 
-    def __init__(self, fingerprint: tuple[Any, ...], agent: Agent, alias: str) -> None:
+    def __init__(self, fingerprint: tuple[Any, ...], agent: Agent,
+                 guard: Statement | None) -> None:
         self.fingerprint = fingerprint
         self.agent = agent
-        self.alias = alias
+        # On Postgres, a condition true only while the agent's rows are still what this
+        # config was built from (the fingerprint is one digest), for the run's INSERT to
+        # carry (``statements.insert_pair(guard=…)``): the write and the check are one
+        # statement. Built once here, not per submission.
+        self.guard = guard
         self._snapshot_id: int | None = None
-
-    def guard(self) -> Statement:
-        """A condition true only while the agent's rows are still what this config was
-        built from (Postgres: the fingerprint is one digest), for a write to carry
-        (``statements.insert_pair(guard=…)``): the write and the check are one statement."""
-        connection = connections[self.alias]
-        [(digest,)] = self.fingerprint
-        params = _config_params(self.agent.team_id, self.agent.slug)
-        return Statement(f"({_config_sql(connection)}) = %s", (*params, digest))
 
     def snapshot_id(self) -> int:
         """The stored ``Policy.snapshot()`` (``PolicySnapshotRecord``) runs of this agent
@@ -63,11 +59,9 @@ _CONFIG_SQL: dict[str, str] = {}  # by database vendor
 
 def remembered(team: Team, agent_slug: str) -> AgentConfig | None:
     """What this process last read of the agent, to write under its ``guard`` — on
-    Postgres, where the guard is one digest; elsewhere None (read it: ``config_for``)."""
-    connection = connections[DEFAULT_DB_ALIAS]
-    if connection.vendor != "postgresql":
-        return None
-    return _CONFIGS.get((connection.alias, team.pk, agent_slug))
+    Postgres, where there is one; elsewhere None (read it: ``config_for``)."""
+    config = _CONFIGS.get((DEFAULT_DB_ALIAS, team.pk, agent_slug))
+    return config if config is not None and config.guard is not None else None
 
 
 def config_for(team: Team, agent_slug: str) -> AgentConfig:
@@ -97,7 +91,12 @@ def config_for(team: Team, agent_slug: str) -> AgentConfig:
         raise NotFound(f"Unknown agent {agent_slug!r} for team {team.slug!r}.")
     if len(_CONFIGS) >= _CONFIGS_MAX:
         _CONFIGS.clear()
-    config = _CONFIGS[key] = AgentConfig(fingerprint, agent, connection.alias)
+    guard = None
+    if connection.vendor == "postgresql":
+        [(digest,)] = fingerprint
+        guard = Statement(f"({_config_sql(connection)}) = %s",
+                          (*_config_params(team.pk, agent_slug), digest))
+    config = _CONFIGS[key] = AgentConfig(fingerprint, agent, guard)
     return config
 
 

@@ -131,7 +131,7 @@ def submit_run(
     config = agent_configs.remembered(team, agent_slug)
     if config is not None:
         with contextlib.suppress(InputInvalid, AgentNotInstalled):
-            run = create(config, config.guard())
+            run = create(config, config.guard)
             if run is not None:
                 return run
     run = create(agent_configs.config_for(team, agent_slug), None)
